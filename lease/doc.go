@@ -1,0 +1,48 @@
+// Package lease implements a cooperative, time-bounded file lease: a
+// single-holder lock backed by ordinary files, not an OS primitive. The lease
+// records who holds it and until when; a challenger may take over only once
+// the lease has expired.
+//
+// It is intentionally OS-agnostic — JSON files, exclusive links and atomic
+// renames — so it behaves identically on Linux, macOS and Windows, and stays
+// safe when several hosts share the lease through a network filesystem whose
+// kernel locks they do not share.
+//
+// # Holding
+//
+// A handle believes it holds the lease from the return of a successful
+// Acquire (or Wait) until the first of: Expired reports true, Renew returns
+// ErrLost, or Release is called. Two handles on one path never believe at
+// once. The holder MUST Renew before the TTL runs out and MUST stop touching
+// protected state once Expired reports true: a process paused longer than
+// the TTL can be taken over while it still runs. Protect critical operations
+// with the fencing token Record.Epoch, which strictly increases with every
+// acquisition, so a revived stale holder cannot act ("reject anything older
+// than the highest epoch seen"). InstanceID tells who holds.
+//
+// # On disk
+//
+// The lease at PATH is two things side by side:
+//
+//	PATH      the current Record as plain JSON; anyone may read it (cat PATH)
+//	PATH.d/   one immutable file per version of the record, named 1, 2, 3, ...
+//
+// Every change (acquire, renew, release) creates the next version by an
+// exclusive hard link, a compare-and-swap the file server enforces, and then
+// publishes it to PATH by an atomic rename. The highest version in PATH.d is
+// the truth; PATH is a copy for people and tools, which can lag behind for
+// a moment after a crash or a race. Releasing keeps both and marks the
+// record released, so that the epoch never goes back; deleting PATH and
+// PATH.d by hand resets the lease, epoch included. See docs/DESIGN.md for the
+// protocol and why it is safe.
+//
+// # Time
+//
+// The holder measures its expiry on the monotonic clock from the instant
+// before the write of its last successful Acquire or Renew began. A one-shot
+// Acquire judges a held record by wall clock (RenewedAt+TTL, plus the
+// WithClockSkew allowance) and so trusts hosts' clocks to agree; Wait judges
+// by observation alone (the record unchanged for a whole TTL on its own
+// monotonic clock), so skew and wall-clock steps cannot make it take over a
+// live lease.
+package lease

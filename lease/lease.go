@@ -1,0 +1,345 @@
+package lease
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// ErrHeld is returned by Acquire when a live (unexpired) lease is held by a
+// different instance.
+var ErrHeld = errors.New("liblease: lease is held by another instance")
+
+// ErrLost is returned by Renew when the lease has been taken over by another
+// instance — the caller is no longer the holder. It is also returned once the
+// handle's own lease has expired, since a takeover may then have happened.
+var ErrLost = errors.New("liblease: lease was taken over by another instance")
+
+// ErrReleased is returned by Renew after Release.
+var ErrReleased = errors.New("liblease: lease was released")
+
+func errorf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
+}
+
+// heldError says who holds the lease at path, and until when.
+func heldError(sentinel error, path string, r *Record) error {
+	return errorf(sentinel, "%s: held by %s (pid %d on %s, epoch %d) until %s",
+		path, r.InstanceID, r.PID, r.Host, r.Epoch, r.ExpiresAt().Format(time.RFC3339Nano))
+}
+
+// Lease is a held lease handle. It is safe for concurrent use: a watchdog may
+// call Expired while another goroutine renews. Renew and Release are
+// serialised with each other; Expired, Deadline, InstanceID, Epoch and
+// Record never wait for them, so they answer even while a write hangs in a
+// stuck filesystem.
+type Lease struct {
+	store *store
+	ttl   time.Duration
+	clock Clock
+
+	// deadline is when the holder's lease lapses in its own eyes: the start
+	// of its last successful write plus ttl, on the monotonic clock.
+	deadline atomic.Pointer[time.Time]
+	// over is set once the handle stopped believing it holds (lost,
+	// lapsed or released); Expired is true from then on.
+	over   atomic.Bool
+	record atomic.Pointer[Record]
+
+	mu       sync.Mutex // serialises writes; guards the fields below
+	seq      uint64     // the version this handle wrote last
+	released bool
+	pending  *attempt // a renewal whose outcome an I/O error hid
+}
+
+// attempt is one write whose result is not known yet.
+type attempt struct {
+	seq   uint64
+	rec   Record
+	start time.Time
+}
+
+// Acquire claims the lease at path for ttl. It succeeds when the lease is
+// free, expired, released or unreadable, and fails with ErrHeld when a
+// different instance holds a still-valid lease; the error says who holds and
+// until when. An I/O error (a directory at path, a missing parent directory,
+// permission denied) is returned as it is, never taken as "free".
+//
+// Whether a record is still valid is judged by the wall clock: RenewedAt +
+// TTL + the WithClockSkew allowance. A record renewed in the future is held.
+//
+// On success the caller must Renew before ttl elapses and Release on
+// shutdown. The new record is synced to disk before Acquire returns, so its
+// epoch survives a power loss.
+func Acquire(path string, ttl time.Duration, opts ...Option) (*Lease, error) {
+	o := buildOptions(opts)
+	if err := validate(path, ttl, &o); err != nil {
+		return nil, err
+	}
+	s := newStore(path)
+	if err := s.checkPath(); err != nil {
+		return nil, err
+	}
+	for {
+		v, err := s.read()
+		if err != nil {
+			return nil, err
+		}
+		if v.rec != nil && heldByWallClock(v.rec, o.clock.Now(), o.skew) {
+			return nil, heldError(ErrHeld, path, v.rec)
+		}
+		l, err := take(s, v, ttl, &o)
+		if l != nil || err != nil {
+			return l, err
+		}
+		// Another challenger made the next version first: judge it anew.
+	}
+}
+
+// heldByWallClock is the one-shot judgement of a record read at now.
+func heldByWallClock(r *Record, now time.Time, skew time.Duration) bool {
+	if r.Released() {
+		return false
+	}
+	if r.RenewedAt.After(now.Add(skew)) {
+		return true // renewed in our future: some clock is off; don't trust it to be old
+	}
+	return now.Before(r.ExpiresAt().Add(skew))
+}
+
+var hostname = sync.OnceValue(func() string {
+	h, _ := os.Hostname()
+	return h
+})
+
+// take tries to make a new acquisition the version after v. It returns nil,
+// nil when another writer got there first.
+func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
+	start := o.clock.Now()
+	wall := start.Round(0)
+	rec := Record{
+		InstanceID: uuid.NewString(),
+		PID:        os.Getpid(),
+		Host:       hostname(),
+		AcquiredAt: wall,
+		RenewedAt:  wall,
+		TTL:        ttl,
+		Meta:       o.meta,
+		Epoch:      s.nextEpoch(v),
+	}
+	won, err := s.put(v.seq+1, &rec, true)
+	if err != nil {
+		if won {
+			// Linked but not published: give the version up so it doesn't
+			// block the lease for a TTL.
+			released := rec
+			released.TTL = 0
+			s.put(v.seq+2, &released, false)
+		}
+		return nil, err
+	}
+	if !won {
+		return nil, nil
+	}
+	l := &Lease{store: s, ttl: ttl, clock: o.clock, seq: v.seq + 1}
+	l.setDeadline(start)
+	l.record.Store(&rec)
+	if l.Expired() {
+		// The write took longer than the whole TTL: nobody may rely on it.
+		l.Release()
+		return nil, fmt.Errorf("liblease: %s: acquisition took longer than the ttl %v", s.path, ttl)
+	}
+	return l, nil
+}
+
+func (l *Lease) setDeadline(writeStart time.Time) {
+	d := writeStart.Add(l.ttl)
+	l.deadline.Store(&d)
+}
+
+// Expired reports whether this holder's lease has lapsed based on its last
+// successful Renew (measured on the monotonic clock from the instant before
+// that write began), or the handle has otherwise stopped holding: Renew
+// returned ErrLost, or Release was called. Once true it stays true. A holder
+// should use it to self-fence: if Expired is true, stop touching protected
+// state — a takeover may have happened.
+func (l *Lease) Expired() bool {
+	if l.over.Load() {
+		return true
+	}
+	if !l.clock.Now().Before(*l.deadline.Load()) {
+		l.over.Store(true)
+		return true
+	}
+	return false
+}
+
+// Deadline is the instant Expired turns true unless Renew succeeds first. It
+// carries a monotonic clock reading when the clock is the system clock, so
+// time.Until(Deadline()) is immune to wall-clock steps.
+func (l *Lease) Deadline() time.Time { return *l.deadline.Load() }
+
+// TTL is the time-to-live the lease was acquired with.
+func (l *Lease) TTL() time.Duration { return l.ttl }
+
+// Path is the lease file's path.
+func (l *Lease) Path() string { return l.store.path }
+
+// InstanceID returns this holder's fencing token: a fresh UUID per
+// acquisition.
+func (l *Lease) InstanceID() string { return l.record.Load().InstanceID }
+
+// Epoch returns this acquisition's epoch: higher than that of every earlier
+// acquisition of the path.
+func (l *Lease) Epoch() uint64 { return l.record.Load().Epoch }
+
+// Record returns a copy of the record this handle last wrote.
+func (l *Lease) Record() Record { return l.record.Load().clone() }
+
+// Renew extends the lease by its TTL from the instant before the write
+// begins. It returns ErrLost (wrapped, saying who holds now) when another
+// instance took the lease over, or when this handle's lease already expired
+// — even if nobody took over, since a challenger may be about to; the
+// caller must then acquire anew. Any other error leaves the handle holding
+// until its deadline, and Renew may be retried.
+func (l *Lease) Renew() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return errorf(ErrReleased, "%s", l.store.path)
+	}
+	if l.Expired() {
+		return l.lostError()
+	}
+	if err := l.resolvePending(); err != nil {
+		return err
+	}
+	if l.Expired() {
+		return l.lostError()
+	}
+
+	start := l.clock.Now()
+	prev := l.record.Load()
+	rec := *prev
+	rec.RenewedAt = start.Round(0)
+	won, err := l.store.put(l.seq+1, &rec, false)
+	if err != nil {
+		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
+		return fmt.Errorf("liblease: renewing %s: %w", l.store.path, err)
+	}
+	if !won {
+		return l.lostError()
+	}
+	if lapsed := l.advance(l.seq+1, &rec, start); lapsed {
+		l.giveUp()
+		return errorf(ErrLost, "%s: lease lapsed at %s while the renewal was being written",
+			l.store.path, prev.ExpiresAt().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// advance records a write that won. If the lease lapsed while the write was
+// under way, a watchdog may already have stopped trusting it: the handle
+// stays over, and advance reports that the version it wrote must be given up.
+func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) {
+	lapsed = l.Expired()
+	l.seq = seq
+	l.record.Store(rec)
+	if !lapsed {
+		l.setDeadline(start)
+	}
+	return lapsed
+}
+
+// resolvePending finds out whether a renewal that failed with an I/O error
+// made its version after all: a later put would otherwise see that version
+// and think the lease lost.
+func (l *Lease) resolvePending() error {
+	p := l.pending
+	if p == nil {
+		return nil
+	}
+	v, err := l.store.read()
+	if err != nil {
+		return fmt.Errorf("liblease: renewing %s: %w", l.store.path, err)
+	}
+	l.pending = nil
+	switch {
+	case v.seq == p.seq && v.rec != nil && v.rec.InstanceID == p.rec.InstanceID && v.rec.RenewedAt.Equal(p.rec.RenewedAt):
+		// It did: adopt it. If it lapsed meanwhile, Renew finds the handle
+		// expired and gives it up; Release gives it up anyway.
+		l.advance(p.seq, &p.rec, p.start)
+	case v.seq >= p.seq:
+		l.over.Store(true)
+	}
+	return nil
+}
+
+// lostError marks the handle over and says why: who holds now, or that the
+// lease lapsed with nobody else holding (then it also gives the record up,
+// so a standby need not wait out a TTL for it).
+func (l *Lease) lostError() error {
+	l.over.Store(true)
+	v, err := l.store.read()
+	if err == nil && v.seq > l.seq && v.rec != nil && !v.rec.Released() {
+		return heldError(ErrLost, l.store.path, v.rec)
+	}
+	if err == nil && v.seq == l.seq {
+		l.giveUp()
+	}
+	return errorf(ErrLost, "%s: lease expired at %s before it was renewed",
+		l.store.path, l.record.Load().ExpiresAt().Format(time.RFC3339Nano))
+}
+
+// giveUp writes a released record after this handle's version, if nobody
+// wrote one first. It is how a handle that stopped holding frees the lease
+// at once instead of leaving it to expire.
+func (l *Lease) giveUp() error {
+	rec := *l.record.Load()
+	rec.TTL = 0
+	rec.RenewedAt = l.clock.Now().Round(0)
+	won, err := l.store.put(l.seq+1, &rec, false)
+	if err != nil {
+		return fmt.Errorf("liblease: releasing %s: %w", l.store.path, err)
+	}
+	if !won {
+		v, rerr := l.store.read()
+		if rerr == nil && v.rec != nil && !v.rec.Released() {
+			return heldError(ErrLost, l.store.path, v.rec)
+		}
+		return errorf(ErrLost, "%s", l.store.path)
+	}
+	l.seq++
+	l.record.Store(&rec)
+	return nil
+}
+
+// Release gives the lease up, so that a challenger may take it at once. It
+// never frees someone else's lease: if another instance took over, Release
+// changes nothing and returns ErrLost. The handle stops holding when Release
+// is called, whatever it returns; a Release whose write failed with an I/O
+// error may be retried. Releasing twice is a no-op.
+//
+// The released record keeps the lease's epoch, so the next acquisition
+// still gets a higher one.
+func (l *Lease) Release() error {
+	l.over.Store(true)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return nil
+	}
+	if err := l.resolvePending(); err != nil {
+		return err
+	}
+	err := l.giveUp()
+	if err == nil || errors.Is(err, ErrLost) {
+		l.released = true
+	}
+	return err
+}

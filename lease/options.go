@@ -1,0 +1,88 @@
+package lease
+
+import (
+	"errors"
+	"maps"
+	"time"
+)
+
+// Clock is the source of time for a lease. The default is the system clock,
+// whose readings carry the monotonic clock; tests inject a fake one so that
+// they need not sleep.
+type Clock interface {
+	Now() time.Time
+	// After fires once d has passed (like time.After).
+	After(d time.Duration) <-chan time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                         { return time.Now() }
+func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Option configures Acquire, Wait and Read.
+type Option func(*options)
+
+type options struct {
+	clock        Clock
+	meta         map[string]string
+	skew         time.Duration
+	pollInterval time.Duration
+}
+
+func buildOptions(opts []Option) options {
+	o := options{clock: systemClock{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithClock sets the clock. Default: the system clock.
+func WithClock(c Clock) Option {
+	return func(o *options) { o.clock = c }
+}
+
+// WithMeta sets the Record's Meta at acquisition: discovery data such as the
+// endpoint the holder serves on, read by followers through Read. Default:
+// none. The map is copied.
+func WithMeta(meta map[string]string) Option {
+	return func(o *options) { o.meta = maps.Clone(meta) }
+}
+
+// WithClockSkew sets how far apart the wall clocks of hosts sharing the lease
+// may be. Acquire and Read count a record as held until RenewedAt+TTL+skew
+// and count a record renewed more than skew in the future as held. Wait does
+// not use wall clocks and ignores it. Default: 0, right for one host; across
+// hosts set it above the worst offset NTP allows there (a second is common).
+func WithClockSkew(d time.Duration) Option {
+	return func(o *options) { o.skew = d }
+}
+
+// WithPollInterval sets how often Wait reads the lease when no change
+// notification arrives. Changes made on this host wake Wait at once where the
+// OS can watch files; changes made by other hosts through a network
+// filesystem are seen at the next poll. Default: ttl/10, between 10ms and 1s.
+func WithPollInterval(d time.Duration) Option {
+	return func(o *options) { o.pollInterval = d }
+}
+
+// ErrInvalid is returned, wrapped with the offending value, for a setting
+// the lease cannot work with.
+var ErrInvalid = errors.New("liblease: invalid setting")
+
+func validate(path string, ttl time.Duration, o *options) error {
+	switch {
+	case path == "":
+		return errorf(ErrInvalid, "empty lease path")
+	case ttl <= 0:
+		return errorf(ErrInvalid, "ttl %v is not positive", ttl)
+	case o.skew < 0:
+		return errorf(ErrInvalid, "clock skew %v is negative", o.skew)
+	case o.pollInterval < 0:
+		return errorf(ErrInvalid, "poll interval %v is negative", o.pollInterval)
+	case o.clock == nil:
+		return errorf(ErrInvalid, "nil clock")
+	}
+	return nil
+}

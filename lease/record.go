@@ -1,0 +1,94 @@
+package lease
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"os"
+	"time"
+)
+
+// Record is the on-disk lease state. PID and Host are informational (the
+// lease is enforced by TTL, not by process checks); InstanceID is the holder's
+// fencing token and Epoch the number a protected resource compares. Meta
+// carries optional holder-supplied discovery data — e.g. the endpoint a
+// serving owner advertises to followers — so "who and where" stays one atomic
+// read.
+//
+// A released record keeps the last holder's fields and has a TTL of zero.
+type Record struct {
+	InstanceID string            `json:"instance_id"`
+	PID        int               `json:"pid"`
+	Host       string            `json:"host"`
+	AcquiredAt time.Time         `json:"acquired_at"`
+	RenewedAt  time.Time         `json:"renewed_at"`
+	TTL        time.Duration     `json:"ttl"`
+	Meta       map[string]string `json:"meta,omitempty"`
+	// Epoch strictly increases with every acquisition of the path: across
+	// takeover, expiry and release.
+	Epoch uint64 `json:"epoch"`
+}
+
+// Released reports whether the holder gave the lease up.
+func (r *Record) Released() bool { return r.TTL == 0 }
+
+// ExpiresAt is the wall-clock instant the record stops protecting its holder:
+// RenewedAt+TTL. For a released record it is RenewedAt.
+func (r *Record) ExpiresAt() time.Time { return r.RenewedAt.Add(r.TTL) }
+
+// clone returns a deep copy, so a caller can't reach the handle's Meta.
+func (r Record) clone() Record {
+	r.Meta = maps.Clone(r.Meta)
+	return r
+}
+
+// MaxRecordSize bounds what a read loads into memory. A file larger than this
+// is unreadable, and an unreadable lease is free.
+const MaxRecordSize = 64 << 10
+
+// errUnreadable marks bytes that are not a lease record. It never leaves the
+// package: an unreadable record means a free lease, not an error.
+var errUnreadable = errors.New("not a lease record")
+
+// decodeRecord parses one record. It accepts exactly one JSON object of
+// Record's shape and rejects anything else (empty, truncated, garbage, other
+// JSON, trailing bytes, impossible values) with errUnreadable.
+func decodeRecord(data []byte) (*Record, error) {
+	if len(data) > MaxRecordSize {
+		return nil, errUnreadable
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var r Record
+	if err := dec.Decode(&r); err != nil {
+		return nil, errUnreadable
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errUnreadable
+	}
+	if r.InstanceID == "" || r.TTL < 0 || r.Epoch == 0 || r.RenewedAt.IsZero() || r.AcquiredAt.IsZero() {
+		return nil, errUnreadable
+	}
+	return &r, nil
+}
+
+func encodeRecord(r *Record) []byte {
+	data, err := json.Marshal(r)
+	if err != nil {
+		// Record holds only strings, numbers and valid times: Marshal can't fail.
+		panic("lease: encoding record: " + err.Error())
+	}
+	return append(data, '\n')
+}
+
+// readFileBounded reads at most MaxRecordSize+1 bytes of name, enough to
+// tell an oversized file from a record without loading it.
+func readFileBounded(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
+}
