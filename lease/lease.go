@@ -3,6 +3,7 @@ package lease
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -48,8 +49,11 @@ type Lease struct {
 	deadline atomic.Pointer[time.Time]
 	// over is set once the handle stopped believing it holds (lost,
 	// lapsed or released); Expired is true from then on.
-	over   atomic.Bool
-	record atomic.Pointer[Record]
+	over atomic.Bool
+	// releasing is set when Release begins, so that a Renew it overtakes
+	// reports ErrReleased rather than a lapse, and leaves the release to it.
+	releasing atomic.Bool
+	record    atomic.Pointer[Record]
 
 	mu       sync.Mutex // serialises writes; guards the fields below
 	seq      uint64     // the version this handle wrote last
@@ -132,6 +136,14 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		Meta:       o.meta,
 		Epoch:      s.nextEpoch(v),
 	}
+	if len(encodeRecord(&rec)) > MaxRecordSize {
+		// Everyone else would read it as unreadable, hence free.
+		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", s.path, MaxRecordSize)
+	}
+	if v.seq == math.MaxUint64 {
+		return nil, fmt.Errorf("liblease: %s: no version numbers left after %d; remove %s and %s to reset",
+			s.path, v.seq, s.path, s.dir)
+	}
 	won, err := s.put(v.seq+1, &rec, true)
 	if err != nil {
 		if won {
@@ -210,7 +222,7 @@ func (l *Lease) Record() Record { return l.record.Load().clone() }
 func (l *Lease) Renew() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.released {
+	if l.released || l.releasing.Load() {
 		return errorf(ErrReleased, "%s", l.store.path)
 	}
 	if l.Expired() {
@@ -236,6 +248,9 @@ func (l *Lease) Renew() error {
 		return l.lostError()
 	}
 	if lapsed := l.advance(l.seq+1, &rec, start); lapsed {
+		if l.releasing.Load() {
+			return errorf(ErrReleased, "%s", l.store.path)
+		}
 		l.giveUp()
 		return errorf(ErrLost, "%s: lease lapsed at %s while the renewal was being written",
 			l.store.path, prev.ExpiresAt().Format(time.RFC3339Nano))
@@ -256,8 +271,8 @@ func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) 
 	return lapsed
 }
 
-// resolvePending finds out whether a renewal that failed with an I/O error
-// made its version after all: a later put would otherwise see that version
+// resolvePending finds out whether a write (renewal or release) that failed
+// with an I/O error made its version after all: a later put would otherwise see that version
 // and think the lease lost.
 func (l *Lease) resolvePending() error {
 	p := l.pending
@@ -270,7 +285,8 @@ func (l *Lease) resolvePending() error {
 	}
 	l.pending = nil
 	switch {
-	case v.seq == p.seq && v.rec != nil && v.rec.InstanceID == p.rec.InstanceID && v.rec.RenewedAt.Equal(p.rec.RenewedAt):
+	case v.seq == p.seq && v.rec != nil && v.rec.InstanceID == p.rec.InstanceID &&
+		v.rec.RenewedAt.Equal(p.rec.RenewedAt) && v.rec.TTL == p.rec.TTL:
 		// It did: adopt it. If it lapsed meanwhile, Renew finds the handle
 		// expired and gives it up; Release gives it up anyway.
 		l.advance(p.seq, &p.rec, p.start)
@@ -285,6 +301,9 @@ func (l *Lease) resolvePending() error {
 // so a standby need not wait out a TTL for it).
 func (l *Lease) lostError() error {
 	l.over.Store(true)
+	if l.releasing.Load() {
+		return errorf(ErrReleased, "%s", l.store.path)
+	}
 	v, err := l.store.read()
 	if err == nil && v.seq > l.seq && v.rec != nil && !v.rec.Released() {
 		return heldError(ErrLost, l.store.path, v.rec)
@@ -300,11 +319,13 @@ func (l *Lease) lostError() error {
 // wrote one first. It is how a handle that stopped holding frees the lease
 // at once instead of leaving it to expire.
 func (l *Lease) giveUp() error {
+	start := l.clock.Now()
 	rec := *l.record.Load()
 	rec.TTL = 0
-	rec.RenewedAt = l.clock.Now().Round(0)
+	rec.RenewedAt = start.Round(0)
 	won, err := l.store.put(l.seq+1, &rec, false)
 	if err != nil {
+		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
 		return fmt.Errorf("liblease: releasing %s: %w", l.store.path, err)
 	}
 	if !won {
@@ -328,6 +349,7 @@ func (l *Lease) giveUp() error {
 // The released record keeps the lease's epoch, so the next acquisition
 // still gets a higher one.
 func (l *Lease) Release() error {
+	l.releasing.Store(true)
 	l.over.Store(true)
 	l.mu.Lock()
 	defer l.mu.Unlock()

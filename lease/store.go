@@ -144,8 +144,14 @@ func (s *store) read() (view, error) {
 		if err != nil || l.newest == 0 {
 			return view{}, err
 		}
-		data, err := readFileBounded(s.versionPath(l.newest))
+		name := s.versionPath(l.newest)
+		data, err := readFileBounded(name)
 		if errors.Is(err, fs.ErrNotExist) {
+			if _, lerr := os.Lstat(name); lerr == nil {
+				// A name that exists but can't be opened (a dangling
+				// symlink, not ours): unreadable, so free.
+				return view{seq: l.newest}, nil
+			}
 			// A writer that got further removed it between our list and
 			// our open; only non-newest versions are removed, so list again.
 			continue
@@ -182,7 +188,10 @@ func (s *store) put(n uint64, rec *Record, durable bool) (won bool, err error) {
 	// The compare-and-swap: link fails with EEXIST if version n exists.
 	target := s.versionPath(n)
 	if err := os.Link(tmp, target); err != nil {
-		if !errors.Is(err, fs.ErrExist) {
+		// Not every server says EEXIST: sftp-server reports a generic
+		// failure, which sshfs turns into EPERM. Whatever the error, if the
+		// target exists now, someone made it.
+		if _, serr := os.Lstat(target); serr != nil {
 			return false, err
 		}
 		// Over NFS a retransmitted LINK whose first reply was lost answers
@@ -226,12 +235,16 @@ func (s *store) put(n uint64, rec *Record, durable bool) (won bool, err error) {
 // same filesystem as both link targets), creating the directory if needed.
 func (s *store) writeTemp(data []byte, durable bool) (string, error) {
 	name := filepath.Join(s.dir, tempPrefix+uuid.NewString())
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	// Read-only: PATH and the newest version share this inode, so writing
+	// PATH in place would rewrite the truth; the mode stops that (for all but
+	// root). Our own descriptor was opened for writing before the mode applies.
+	const mode = 0o444
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := s.makeDir(); err != nil {
 			return "", err
 		}
-		f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	}
 	if err != nil {
 		return "", err
@@ -292,19 +305,16 @@ func (s *store) previousEpoch() uint64 {
 	return rec.Epoch
 }
 
-// nextEpoch is the epoch of an acquisition that replaces v. Every record the
-// protocol writes has Epoch <= its version number (an acquisition adds one
-// to both, a renewal only to the version), so when the newest record is
-// unreadable, its version number + 1 still exceeds every epoch before it.
+// nextEpoch is the epoch of an acquisition that replaces v. While PATH.d is
+// intact every record the protocol writes has Epoch <= its version number
+// (an acquisition adds one to both, a renewal only to the version), so when
+// the newest record is unreadable, its version number + 1 exceeds every
+// epoch before it; the published copy covers a PATH.d deleted by hand.
 func (s *store) nextEpoch(v view) uint64 {
 	if v.rec != nil {
 		return v.rec.Epoch + 1
 	}
-	next := v.seq + 1
-	if v.seq == 0 {
-		next = max(next, s.previousEpoch()+1)
-	}
-	return next
+	return max(v.seq+1, s.previousEpoch()+1)
 }
 
 func (s *store) String() string { return fmt.Sprintf("lease %s", s.path) }

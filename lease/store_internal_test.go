@@ -1,0 +1,141 @@
+package lease
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/leaserun/leaserun/internal/fakeclock"
+)
+
+// TestStaleWriterReusingRemovedVersionLoses: a writer that read the lease
+// long ago (a stale NFS read, a process frozen mid-write) and now creates the
+// version after the one it read, whose name cleanup has removed meanwhile,
+// must lose: the exclusive link succeeds, but a higher version stands
+// beside it.
+func TestStaleWriterReusingRemovedVersionLoses(t *testing.T) {
+	const ttl = time.Hour
+	path := filepath.Join(t.TempDir(), "lease")
+	clk := fakeclock.New(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC))
+	l, err := Acquire(path, ttl, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldView := view{seq: 1, rec: new(l.Record())} // what a stale challenger read
+	for range 2*cleanupEvery + 3 {
+		clk.Advance(time.Second)
+		if err := l.Renew(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newStore(path)
+	v, err := s.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := v.seq
+	const low = 3
+	if _, err := os.Stat(s.versionPath(low)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("version %d was not cleaned up (stat: %v); the test needs it gone", low, err)
+	}
+	published, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	wantUntouched := func(what string) {
+		t.Helper()
+		v, err := s.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.seq != newest || v.rec == nil || v.rec.InstanceID != l.InstanceID() {
+			t.Fatalf("after %s: newest version %d %+v, want %d held by %s", what, v.seq, v.rec, newest, l.InstanceID())
+		}
+		if now, _ := os.ReadFile(path); !bytes.Equal(now, published) {
+			t.Fatalf("after %s: the published record changed to %s", what, now)
+		}
+		st, err := Read(path, WithClock(clk))
+		if err != nil || st.State != StateHeld || st.Record.InstanceID != l.InstanceID() {
+			t.Fatalf("after %s: Read = %s %+v, %v; want held by %s", what, st.State, st.Record, err, l.InstanceID())
+		}
+	}
+
+	// A stale acquisition written straight at a removed low version.
+	stale := Record{
+		InstanceID: "stale-writer", PID: 1, Host: "elsewhere",
+		AcquiredAt: clk.Now(), RenewedAt: clk.Now(), TTL: ttl, Epoch: 2,
+	}
+	won, err := s.put(low, &stale, true)
+	if err != nil || won {
+		t.Fatalf("stale put of removed version %d: won %v, %v; want lost", low, won, err)
+	}
+	wantUntouched("a stale put of a removed version")
+
+	// The same through take, as a challenger that judged the version it
+	// read long ago expired.
+	cleanupVictim := oldView.seq + 1 // removed by cleanup long ago
+	if _, err := os.Stat(s.versionPath(cleanupVictim)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("version %d was not cleaned up (stat: %v)", cleanupVictim, err)
+	}
+	o := buildOptions([]Option{WithClock(clk)})
+	taken, err := take(s, oldView, ttl, &o)
+	if err != nil || taken != nil {
+		t.Fatalf("stale take after version %d: %v, %v; want nil, nil", oldView.seq, taken, err)
+	}
+	wantUntouched("a stale take")
+
+	// Names still in place: the link itself fails.
+	for _, n := range []uint64{newest - 1, newest} {
+		if won, err := s.put(n, &stale, false); err != nil || won {
+			t.Fatalf("stale put of existing version %d: won %v, %v; want lost", n, won, err)
+		}
+	}
+	wantUntouched("stale puts of existing versions")
+
+	// The holder is unaffected, and the recreated low versions go at the
+	// next cleanups.
+	for range cleanupEvery {
+		clk.Advance(time.Second)
+		if err := l.Renew(); err != nil {
+			t.Fatalf("holder's Renew after stale writes: %v", err)
+		}
+	}
+	for _, n := range []uint64{low, cleanupVictim} {
+		if _, err := os.Stat(s.versionPath(n)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("recreated version %d not cleaned up: %v", n, err)
+		}
+	}
+}
+
+// TestPutRefusesWhenNewerExists: a put whose name is free but lies below the
+// newest version loses, even right below it.
+func TestPutRefusesWhenNewerExists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lease")
+	clk := fakeclock.New(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC))
+	l, err := Acquire(path, time.Hour, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if err := l.Renew(); err != nil { // versions 1, 2
+		t.Fatal(err)
+	}
+	s := newStore(path)
+	if err := os.Remove(s.versionPath(1)); err != nil {
+		t.Fatal(err)
+	}
+	rec := l.Record()
+	rec.InstanceID = "stale"
+	if won, err := s.put(1, &rec, false); err != nil || won {
+		t.Fatalf("put of version 1 below version 2: won %v, %v; want lost", won, err)
+	}
+	clk.Advance(time.Second)
+	if err := l.Renew(); err != nil {
+		t.Fatalf("holder's Renew: %v", err)
+	}
+}
