@@ -1,0 +1,90 @@
+// Command leaserun runs one command while holding a lease, and never lets
+// that command outlive the lease. See ../../../shared/spec/cli.md for the
+// contract, and package supervisor for how.
+//
+//	leaserun [run] --lease PATH [flags] -- COMMAND [ARG...]
+//	leaserun status --lease PATH [--format TEMPLATE]
+//	leaserun --version | --help
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/leaserun/leaserun/supervisor"
+)
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// cli is the command line: one struct per command.
+type cli struct {
+	Version versionFlag `help:"Print the version and commit, and exit."`
+
+	Run    runCmd    `cmd:"" default:"withargs" help:"Run a command while holding the lease (the default command: \"run\" may be left out)."`
+	Status statusCmd `cmd:"" help:"Print the lease's record as JSON, with expires_at and state; exit 0 if it is held."`
+}
+
+// Validate makes the cross-flag checks of the selected command. (Kong would
+// prefix the command's name to an error of the command's own Validate.)
+func (c *cli) Validate(kctx *kong.Context) error {
+	if isStatus(kctx) {
+		return c.Status.validate()
+	}
+	return c.Run.validate()
+}
+
+func isStatus(kctx *kong.Context) bool {
+	return kctx.Selected() != nil && kctx.Selected().Name == "status"
+}
+
+// exit unwinds Main when kong asks to exit (--help, --version).
+type exit int
+
+// Main runs leaserun with args and returns its exit status.
+func Main(args []string, stdout, stderr io.Writer) (code int) {
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("leaserun"),
+		kong.Description("Run one command while holding a lease, and never let it outlive the lease."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exit(code)) }),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "leaserun: %v\n", err) // a bug in the grammar
+		return 70
+	}
+	defer func() {
+		switch e := recover().(type) {
+		case nil:
+		case exit:
+			code = int(e)
+		default:
+			panic(e)
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "leaserun: error: %v\n", usageMessage(err))
+		return supervisor.ExitUsage
+	}
+	if isStatus(kctx) {
+		return c.Status.run(stdout, stderr)
+	}
+	return c.Run.run(stderr)
+}
+
+// usageMessage is err's one line, without the prefix kong gives errors of
+// the selected command's values.
+func usageMessage(err error) string {
+	var ue *supervisor.UsageError
+	if errors.As(err, &ue) {
+		return ue.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leaserun/leaserun/lease"
+)
+
+// leaserun runs Main in-process.
+func leaserun(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Main(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lease")
+	for _, tc := range []struct {
+		args []string
+		flag string // named in the one line on stderr
+	}{
+		{[]string{"--", "true"}, "--lease"},
+		{[]string{"--lease", p}, "command"},
+		{[]string{"--lease", p, "--ttl", "0", "--", "true"}, "--ttl"},
+		{[]string{"--lease", p, "--ttl", "-1s", "--", "true"}, "--ttl"},
+		{[]string{"--lease", p, "--ttl", "soon", "--", "true"}, "--ttl"},
+		{[]string{"--lease", p, "--renew", "15s", "--", "true"}, "--renew"},
+		{[]string{"--lease", p, "--renew", "0", "--", "true"}, "--renew"},
+		{[]string{"--lease", p, "--grace", "10s", "--", "true"}, "--grace"},
+		{[]string{"--lease", p, "--grace=-1s", "--", "true"}, "--grace"},
+		{[]string{"--lease", p, "--wait-timeout", "1s", "--", "true"}, "--wait-timeout"},
+		{[]string{"--lease", p, "--wait", "--wait-timeout=-1s", "--", "true"}, "--wait-timeout"},
+		{[]string{"--lease", p, "--stop-signal", "NOPE", "--", "true"}, "--stop-signal"},
+		{[]string{"--lease", p, "--held-exit-code", "256", "--", "true"}, "--held-exit-code"},
+		{[]string{"--lease", p, "--held-exit-code", "x", "--", "true"}, "--held-exit-code"},
+		{[]string{"--lease", p, "--meta", "novalue", "--", "true"}, "--meta"},
+		{[]string{"--lease", p, "--meta", "=v", "--", "true"}, "--meta"},
+		{[]string{"--lease", p, "--log-format", "xml", "--", "true"}, "--log-format"},
+		{[]string{"--lease", p, "--log-level", "loud", "--", "true"}, "--log-level"},
+		{[]string{"--lease", p, "--nope", "--", "true"}, "--nope"},
+		{[]string{"status"}, "--lease"},
+		{[]string{"status", "--lease", p, "--format", "{{"}, "--format"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, stdout, stderr := leaserun(t, tc.args...)
+			if code != 64 {
+				t.Errorf("status %d, want 64", code)
+			}
+			if stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.flag) {
+				t.Errorf("want one line on stderr naming %s, got stdout %q, stderr %q", tc.flag, stdout, stderr)
+			}
+		})
+	}
+}
+
+func TestEnvironmentVariables(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lease")
+	t.Setenv("LEASERUN_LEASE", p)
+	t.Setenv("LEASERUN_TTL", "bad")
+	if code, _, stderr := leaserun(t, "--", "true"); code != 64 || !strings.Contains(stderr, "LEASERUN_TTL") {
+		t.Errorf("a bad LEASERUN_TTL: status %d, stderr %q", code, stderr)
+	}
+	t.Setenv("LEASERUN_TTL", "2s")
+	t.Setenv("LEASERUN_RENEW", "2s")
+	if code, _, stderr := leaserun(t, "--", "true"); code != 64 || !strings.Contains(stderr, "--renew") {
+		t.Errorf("LEASERUN_RENEW = LEASERUN_TTL: status %d, stderr %q", code, stderr)
+	}
+	t.Setenv("LEASERUN_RENEW", "")
+	os.Unsetenv("LEASERUN_RENEW")
+	t.Setenv("LEASERUN_LOG_LEVEL", "error")
+	rec := filepath.Join(t.TempDir(), "record")
+	if code, _, stderr := leaserun(t, "--", "sh", "-c", `test "$LEASERUN_LEASE_PATH" = "`+p+`" && cat "$LEASERUN_LEASE_PATH" > `+rec); code != 0 || stderr != "" {
+		t.Errorf("status %d, stderr %q; want 0 and quiet", code, stderr)
+	}
+	var r lease.Record
+	if b, err := os.ReadFile(rec); err != nil || json.Unmarshal(b, &r) != nil || r.TTL != 2*time.Second {
+		t.Errorf("the record while held: %+v, %v; want a ttl of 2s from LEASERUN_TTL", r, err)
+	}
+}
+
+func TestRunStatuses(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "lease")
+	notExec := filepath.Join(dir, "notexec")
+	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		code int
+		line string // in the one line on stderr; "" for none
+	}{
+		{[]string{"--lease", p, "--", "sh", "-c", "exit 3"}, 3, ""},
+		{[]string{"--lease", p, "--", "sh", "-c", "kill -TERM $$"}, 143, ""},
+		{[]string{"--lease", p, "sh", "-c", "exit 4"}, 4, ""}, // no --
+		{[]string{"run", "--lease", p, "--", "sh", "-c", "exit 5"}, 5, ""},
+		{[]string{"-l", p, "-t", "3s", "--renew", "500ms", "--grace", "0", "--stop-signal", "SIGINT", "--", "true"}, 0, ""},
+		{[]string{"--lease", p, "--", "no-such-command-leaserun"}, 127, "not found"},
+		{[]string{"--lease", p, "--", notExec}, 126, "could not be executed"},
+		{[]string{"--lease", filepath.Join(dir, "missing", "lease"), "--", "true"}, 74, filepath.Join(dir, "missing", "lease")},
+		{[]string{"--lease", dir, "--", "true"}, 74, dir},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, stderr := leaserun(t, append([]string{"--log-level", "warn"}, tc.args...)...)
+			if tc.args[0] == "run" {
+				code, _, stderr = leaserun(t, append(tc.args[:3:3], append([]string{"--log-level", "warn"}, tc.args[3:]...)...)...)
+			}
+			if code != tc.code {
+				t.Errorf("status %d, want %d; stderr %q", code, tc.code, stderr)
+			}
+			if tc.line == "" && stderr != "" || tc.line != "" && (strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.line)) {
+				t.Errorf("stderr %q, want one line with %q", stderr, tc.line)
+			}
+		})
+	}
+}
+
+func TestHeld(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lease")
+	l, err := lease.Acquire(p, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	code, _, stderr := leaserun(t, "--lease", p, "--", "true")
+	if code != 75 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, p) || !strings.Contains(stderr, l.InstanceID()) {
+		t.Errorf("held: status %d, stderr %q; want 75 and a line naming the lease and holder", code, stderr)
+	}
+	code, _, stderr = leaserun(t, "--lease", p, "--held-exit-code", "0", "--", "true")
+	if code != 0 || stderr != "" {
+		t.Errorf("held, --held-exit-code 0: status %d, stderr %q; want 0 and silence", code, stderr)
+	}
+	code, _, stderr = leaserun(t, "--lease", p, "--wait", "--wait-timeout", "100ms", "--held-exit-code", "9", "--log-format", "json", "--", "true")
+	if code != 9 {
+		t.Errorf("wait timeout: status %d, want 9", code)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for _, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("not a JSON log line: %q", line)
+		}
+	}
+	if last := lines[len(lines)-1]; !strings.Contains(last, "wait-timeout") || !strings.Contains(last, l.InstanceID()) {
+		t.Errorf("the last line %q should name --wait-timeout and the holder", last)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lease")
+	code, stdout, _ := leaserun(t, "status", "--lease", p)
+	if code != 1 || strings.TrimSpace(stdout) != "{\n  \"state\": \"free\"\n}" {
+		t.Errorf("free: status %d, stdout %q", code, stdout)
+	}
+	l, err := lease.Acquire(p, time.Minute, lease.WithMeta(map[string]string{"endpoint": "10.0.0.1:80"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ = leaserun(t, "status", "--lease", p)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil || code != 0 {
+		t.Fatalf("held: status %d, %v: %q", code, err, stdout)
+	}
+	want := l.Record()
+	if got["state"] != "held" || got["instance_id"] != want.InstanceID || got["epoch"] != float64(want.Epoch) ||
+		got["expires_at"] != want.ExpiresAt().Format(time.RFC3339Nano) {
+		t.Errorf("held: %v, want the record of %+v", got, want)
+	}
+	code, stdout, _ = leaserun(t, "status", "--lease", p, "--format", "{{.Meta.endpoint}} {{.Meta.nothing}}|{{.State}}")
+	if code != 0 || stdout != "10.0.0.1:80 |held\n" {
+		t.Errorf("--format: status %d, stdout %q", code, stdout)
+	}
+	l.Release()
+	if code, stdout, _ = leaserun(t, "status", "--lease", p, "--format", "{{.State}}"); code != 1 || stdout != "released\n" {
+		t.Errorf("released: status %d, stdout %q", code, stdout)
+	}
+	if code, _, stderr := leaserun(t, "status", "--lease", p, "--format", "{{.Nope}}"); code != 64 || !strings.Contains(stderr, "--format") {
+		t.Errorf("a bad field: status %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := leaserun(t, "status", "--lease", filepath.Join(p, "x", "y")); code != 74 || !strings.Contains(stderr, p) {
+		t.Errorf("I/O error: status %d, stderr %q", code, stderr)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"run", "--help"}, {"status", "--help"}} {
+		if code, stdout, _ := leaserun(t, args...); code != 0 || !strings.Contains(stdout, "Usage: leaserun") {
+			t.Errorf("%v: status %d, stdout %q", args, code, stdout)
+		}
+	}
+	if code, stdout, _ := leaserun(t, "--version"); code != 0 || !strings.HasPrefix(stdout, "leaserun ") || !strings.Contains(stdout, "commit") {
+		t.Errorf("--version: status %d, stdout %q", code, stdout)
+	}
+	version, commit = "v9.9.9", "abc123"
+	defer func() { version, commit = "", "" }()
+	if _, stdout, _ := leaserun(t, "--version"); stdout != "leaserun v9.9.9 (commit abc123)\n" {
+		t.Errorf("--version with ldflags: %q", stdout)
+	}
+}
+
+func TestLogs(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lease")
+	code, _, stderr := leaserun(t, "--lease", p, "--meta", "endpoint=a=b", "--", "true")
+	if code != 0 {
+		t.Fatalf("status %d: %s", code, stderr)
+	}
+	for _, event := range []string{"msg=acquired", "instance=", "epoch=1", `msg="child started"`, `msg="child exited"`, "msg=released"} {
+		if !strings.Contains(stderr, event) {
+			t.Errorf("no %s in the log:\n%s", event, stderr)
+		}
+	}
+	if strings.Contains(stderr, "renewed") {
+		t.Errorf("renewals logged at info:\n%s", stderr)
+	}
+	st, _ := lease.Read(p)
+	if st.Record == nil || st.Record.Meta["endpoint"] != "a=b" {
+		t.Errorf("--meta: %+v", st.Record)
+	}
+}

@@ -1,0 +1,65 @@
+package supervisor
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/leaserun/leaserun/lease"
+)
+
+// guard is the actor that keeps the child from outliving the lease when
+// renewals keep failing. It is driven by timers set from the lease's
+// deadline D, re-armed whenever a renewal has moved D, and never calls into
+// the filesystem, so a renewal hung in a stuck filesystem can't delay it:
+//
+//   - at D - grace - margin it calls stop (the stop signal, or cancelling
+//     Do's function) and, if kill is nil, returns the *LostError;
+//   - at D - margin it calls kill (SIGKILL to the group) and returns it.
+//
+// Whenever a timer fires and the lease has expired (the process was frozen
+// past its TTL), it returns a *LostError at once: the caller kills the child.
+type guard struct {
+	*quit
+	l             *lease.Lease
+	grace, margin time.Duration
+	stop          func(*LostError)
+	kill          func()
+	log           *slog.Logger
+}
+
+func (g *guard) run() error {
+	for {
+		if g.l.Expired() {
+			return g.expired()
+		}
+		d := g.l.Deadline()
+		if !g.sleepUntil(d.Add(-g.grace - g.margin)) {
+			return nil
+		}
+		if g.l.Deadline().After(d) {
+			continue // renewed meanwhile
+		}
+		if g.l.Expired() {
+			return g.expired()
+		}
+		lost := &LostError{Path: g.l.Path(), Reason: fmt.Sprintf(
+			"not renewed in time: stopping the child %v before the lease lapses", g.grace+g.margin)}
+		g.log.Error("lease lost", "err", lost, "deadline_in", time.Until(d))
+		g.stop(lost)
+		if g.kill == nil {
+			return lost
+		}
+		if !g.sleepUntil(d.Add(-g.margin)) {
+			return nil
+		}
+		g.kill()
+		return lost
+	}
+}
+
+func (g *guard) expired() error {
+	lost := &LostError{Path: g.l.Path(), Reason: "the lease expired before it was renewed (was the process frozen?)"}
+	g.log.Error("lease lost", "err", lost)
+	return lost
+}

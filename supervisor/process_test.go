@@ -1,0 +1,265 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/leaserun/leaserun/lease"
+)
+
+// helperEnv is the helper's configuration: testConfig's timings.
+func helperEnv(t *testing.T, extra ...string) (path string, env []string) {
+	cfg := testConfig(t)
+	return cfg.Path, append([]string{
+		"H_LEASE=" + cfg.Path,
+		"H_TTL=" + cfg.TTL.String(),
+		"H_RENEW=" + cfg.RenewInterval.String(),
+		"H_GRACE=" + cfg.Grace.String(),
+		"H_MARGIN=" + cfg.Margin.String(),
+	}, extra...)
+}
+
+// Every signal leaserun catches reaches the child's group once.
+func TestSignalsForwardedOnce(t *testing.T) {
+	_, env := helperEnv(t)
+	dir := t.TempDir()
+	ready, got := filepath.Join(dir, "ready"), filepath.Join(dir, "got")
+	h := startHelper(t, nil, env, "sh", "-c",
+		`trap 'echo USR1 >> `+got+`' USR1; trap 'echo HUP >> `+got+`' HUP; trap 'echo WINCH >> `+got+`' WINCH
+		: > `+got+`; echo $$ > `+ready+`
+		n=0; while [ $n -lt 3 ]; do
+			sleep 0.01 # the signals reach it too: no subshells here
+			n=0; while read l; do n=$((n+1)); done < `+got+`
+		done
+		exit 5`)
+	waitFile(t, ready)
+	for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGHUP, syscall.SIGWINCH} {
+		before := len(strings.Fields(readFile(t, got)))
+		h.cmd.Process.Signal(sig)
+		// One at a time: sh runs a trap per pending signal, not per delivery.
+		eventually(t, sig.String()+" reaches the child", func() bool {
+			return len(strings.Fields(readFile(t, got))) > before
+		})
+	}
+	if code := h.wait(t); code != 5 {
+		t.Fatalf("exit status %d, want 5", code)
+	}
+	if lines := strings.Fields(readFile(t, got)); strings.Join(lines, " ") != "USR1 HUP WINCH" {
+		t.Errorf("the child got %q, want each signal once", lines)
+	}
+}
+
+// After TERM the child gets the grace period, then SIGKILL.
+func TestTermThenKillAfterGrace(t *testing.T) {
+	path, env := helperEnv(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	h := startHelper(t, nil, env, "sh", "-c", `trap '' TERM; echo $$ > `+pidFile+`; sleep 100 | cat`)
+	waitFile(t, pidFile)
+	start := time.Now()
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	if code := h.wait(t); code != 137 {
+		t.Fatalf("exit status %d, want 137 (SIGKILL after the grace period)", code)
+	}
+	if d, grace := time.Since(start), 800*time.Millisecond; d < grace {
+		t.Errorf("killed after %v, within the grace period %v", d, grace)
+	}
+	waitGroupGone(t, pidFile)
+	if st, err := lease.Read(path); err != nil || st.State != lease.StateReleased {
+		t.Errorf("the lease is %v (%v), want released", st.State, err)
+	}
+}
+
+// A child that exits on TERM exits with its own status, 143 here.
+func TestTermStatus(t *testing.T) {
+	_, env := helperEnv(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	h := startHelper(t, nil, env, "sh", "-c", `echo $$ > `+pidFile+`; sleep 100 | cat`)
+	waitFile(t, pidFile)
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	if code := h.wait(t); code != 143 {
+		t.Fatalf("exit status %d, want 143", code)
+	}
+	waitGroupGone(t, pidFile)
+}
+
+// TERM or INT ends a wait for the lease at once: 143 or 130.
+func TestSignalEndsWait(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			path, env := helperEnv(t, "H_WAIT=1")
+			l, err := lease.Acquire(path, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Release()
+			ran := filepath.Join(t.TempDir(), "ran")
+			h := startHelper(t, nil, env, "touch", ran)
+			eventually(t, "the helper waits", func() bool { return strings.Contains(h.stderr.String(), "waiting for the lease") })
+			h.cmd.Process.Signal(sig)
+			if code, want := h.wait(t), 128+int(sig); code != want {
+				t.Fatalf("exit status %d, want %d", code, want)
+			}
+			if fileExists(ran) {
+				t.Error("the command ran")
+			}
+		})
+	}
+}
+
+// When leaserun and the child were frozen past the TTL, the loss is noticed
+// on thawing: the child is killed at once, exit 76.
+func TestFrozenPastTTL(t *testing.T) {
+	_, env := helperEnv(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	h := startHelper(t, nil, env, "sh", "-c", `echo $$ > `+pidFile+`; sleep 100 | cat`)
+	pgid, _ := strconv.Atoi(waitFile(t, pidFile))
+	syscall.Kill(-pgid, syscall.SIGSTOP)
+	h.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(testConfig(t).TTL + 500*time.Millisecond) // the freeze itself, not a synchronisation
+	h.cmd.Process.Signal(syscall.SIGCONT)
+	syscall.Kill(-pgid, syscall.SIGCONT)
+	if code := h.wait(t); code != ExitLost {
+		t.Fatalf("exit status %d, want %d", code, ExitLost)
+	}
+	if !strings.Contains(h.stderr.String(), "lease lost") {
+		t.Errorf("no loss logged:\n%s", h.stderr.String())
+	}
+	waitGroupGone(t, pidFile)
+}
+
+// If leaserun dies by SIGKILL, the parent-death signal kills the child.
+func TestChildDiesWithLeaserun(t *testing.T) {
+	_, env := helperEnv(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	h := startHelper(t, nil, env, "sh", "-c", `echo $$ > `+pidFile+`; while :; do sleep 0.01; done`)
+	pid, _ := strconv.Atoi(waitFile(t, pidFile))
+	h.cmd.Process.Kill()
+	h.wait(t)
+	eventually(t, "the child dies", func() bool { return groupAlive(t, pid) == 0 || !processAlive(pid) })
+}
+
+// As PID 1 (here: a subreaper in the reaper's mode, and PID 1 of a new PID
+// namespace when allowed) leaserun reaps the orphans reparented to it and
+// keeps its child's status.
+func TestReaper(t *testing.T) {
+	script := `sh -c 'sleep 0.1 & echo $! > orphan'
+		i=0; while kill -0 $(cat orphan) 2>/dev/null; do
+			i=$((i+1)); [ $i -gt 2000 ] && exit 99; sleep 0.01
+		done
+		exit 5`
+	for _, tc := range []struct {
+		name string
+		attr *syscall.SysProcAttr
+		env  string
+	}{
+		{"subreaper", nil, "H_SUBREAPER=1"},
+		{"pid 1", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.attr != nil && os.Geteuid() != 0 {
+				t.Skip("a PID namespace needs root")
+			}
+			_, env := helperEnv(t, tc.env, "H_CHECK_REAPED=1")
+			dir := t.TempDir()
+			h := startHelper(t, tc.attr, env, "sh", "-c", "cd "+dir+" && "+script)
+			// 5: the orphan was reaped (kill -0 fails only then) and the
+			// child's status kept; 99: the orphan stayed a zombie.
+			if code := h.wait(t); code != 5 {
+				t.Fatalf("exit status %d, want 5", code)
+			}
+		})
+	}
+}
+
+func processAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// On a terminal the child's group gets the foreground: it reads the
+// terminal, and Ctrl-C reaches it once, from the terminal, not also from
+// leaserun. leaserun takes the foreground back afterwards.
+func TestTerminal(t *testing.T) {
+	ptm, pts := openPty(t)
+	_, env := helperEnv(t, "H_CHECK_FOREGROUND=1")
+	dir := t.TempDir()
+	ready, read, got := filepath.Join(dir, "ready"), filepath.Join(dir, "read"), filepath.Join(dir, "got")
+	h := &helper{done: make(chan struct{})}
+	h.cmd = exec.Command(os.Args[0], "sh", "-c",
+		`trap 'echo INT >> `+got+`; exit 7' INT; echo $$ > `+ready+`
+		read line; echo "$line" > `+read+`
+		while :; do sleep 0.01; done`)
+	h.cmd.Env = append(os.Environ(), append(env, "SUPERVISOR_TEST_HELPER=1")...)
+	h.cmd.Stdin, h.cmd.Stdout, h.cmd.Stderr = pts, pts, &h.stderr
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		h.cmd.Wait()
+		h.code = h.cmd.ProcessState.ExitCode()
+		close(h.done)
+	}()
+	go io.Copy(io.Discard, ptm) // the terminal's output
+	t.Cleanup(func() {
+		h.cmd.Process.Kill()
+		<-h.done
+		if t.Failed() {
+			t.Logf("helper stderr:\n%s", h.stderr.String())
+		}
+	})
+
+	waitFile(t, ready)
+	ptm.Write([]byte("hello\n"))
+	if line := waitFile(t, read); line != "hello" {
+		t.Fatalf("the child read %q from the terminal", line)
+	}
+	ptm.Write([]byte{3}) // Ctrl-C
+	if code := h.wait(t); code != 7 {
+		t.Fatalf("exit status %d, want 7 (the child's INT handler)", code)
+	}
+	if g := readFile(t, got); g != "INT" {
+		t.Errorf("the child got %q, want INT once", g)
+	}
+	if strings.Contains(h.stderr.String(), "forwarding signal") {
+		t.Errorf("leaserun forwarded a signal too:\n%s", h.stderr.String())
+	}
+}
+
+// openPty opens a pseudo-terminal: the master and the slave.
+func openPty(t *testing.T) (ptm, pts *os.File) {
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { ptm.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(ptm.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pts.Close() })
+	return ptm, pts
+}

@@ -1,0 +1,152 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/oklog/run"
+
+	"github.com/leaserun/leaserun/lease"
+)
+
+// Run runs cmd while holding the lease cfg describes, and never lets it
+// outlive the lease. It returns the status to exit with and, when Run itself
+// caused the status rather than the child, an error saying why; errors carry
+// their status (ExitCode), and those about the lease wrap lease.ErrHeld or
+// lease.ErrLost.
+//
+// In order: it validates cfg (ExitUsage), looks the command up
+// (ExitNotFound, ExitCannotExec), takes the lease or stands by for it
+// (ExitHeld; ExitIO for an I/O error; 128+N when signal N ends the wait),
+// starts the child in its own process group with the lease in its
+// environment, and runs these actors until the child has exited: the child,
+// the renewer, the deadline guard, the signal forwarder and, as PID 1, the
+// reaper. When the lease is lost the child's group is killed at once and the
+// status is ExitLost; the loss is logged as it is noticed, so unlike other
+// errors a *LostError needs no reporting. Finally it releases the lease and
+// returns the child's status (128+N when signal N killed it).
+//
+// Run catches the signals it forwards from when it is called until the
+// child is gone (a TERM during a release hung in a stuck filesystem then
+// ends the process). Cancelling ctx stops the child as a TERM would: the
+// stop signal, then SIGKILL after the grace period.
+func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
+	if err := cfg.Validate(); err != nil {
+		return ExitUsage, err
+	}
+	if len(cmd.Args) == 0 || cmd.Args[0] == "" {
+		return ExitUsage, usagef("", "no command to run")
+	}
+	if !processGroups {
+		return ExitCannotExec, &ExitError{Code: ExitCannotExec, Err: ErrUnsupported}
+	}
+	path, err := lookPath(cmd.Args[0])
+	if err != nil {
+		return ExitCode(err), err
+	}
+	if abs, err := filepath.Abs(cfg.Path); err == nil {
+		cfg.Path = abs
+	}
+	log := cfg.Logger.With("lease", cfg.Path)
+
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs, forwardedSignals()...)
+	defer signal.Stop(sigs)
+	reap := newReaper(cfg.hooks != nil && cfg.hooks.reap)
+	defer reap.close()
+
+	l, err := acquire(ctx, &cfg, sigs)
+	if err != nil {
+		return ExitCode(err), err
+	}
+	log.Info("acquired", "instance", l.InstanceID(), "epoch", l.Epoch(), "ttl", cfg.TTL)
+	code, err := hold(ctx, &cfg, l, path, &cmd, sigs, reap, log)
+	// The child is gone: a TERM during a release hung in a stuck
+	// filesystem may end leaserun.
+	signal.Stop(sigs)
+	release(l, log)
+	return code, err
+}
+
+// hold runs the child under the lease l.
+func hold(ctx context.Context, cfg *Config, l *lease.Lease, path string, cmd *Command,
+	sigs <-chan os.Signal, reap *reaper, log *slog.Logger) (int, error) {
+	c := cmd.command(path, cfg.Path, l)
+	term := takeTerminal(c.Stdin, c.SysProcAttr)
+	ch, err := startChild(c, reap)
+	if err != nil {
+		term.restore() // the child may have taken the terminal before exec failed
+		return ExitCannotExec, &ExitError{Code: ExitCannotExec,
+			Err: fmt.Errorf("%w: %s: %w", ErrCannotExec, cmd.Args[0], err)}
+	}
+	log.Info("child started", "pid", c.Process.Pid, "command", cmd.Args[0])
+
+	var lost outcome
+	var g run.Group
+	g.Add(ch.wait, ch.interrupt)
+	rn := newRenewer(cfg, l, log)
+	g.Add(rn.run, rn.interrupt)
+	gd := &guard{quit: newQuit(), l: l, grace: cfg.grace(), margin: cfg.Margin, log: log,
+		stop: func(err *LostError) {
+			lost.set(err)
+			ch.group.signal(cfg.StopSignal)
+		},
+		kill: func() {
+			log.Warn("killing the child", "signal", "SIGKILL")
+			ch.group.signal(syscall.SIGKILL)
+		},
+	}
+	g.Add(gd.run, gd.interrupt)
+	fw := &forwarder{quit: newQuit(), sigs: sigs, ctxDone: ctx.Done(), group: ch.group,
+		stopSignal: cfg.StopSignal, grace: cfg.grace(), log: log}
+	g.Add(fw.run, fw.interrupt)
+	if reap != nil {
+		g.Add(reap.run, reap.interrupt)
+	}
+	var lostErr *LostError
+	if errors.As(g.Run(), &lostErr) {
+		lost.set(lostErr)
+	}
+	term.restore()
+
+	log.Info("child exited", ch.describe()...)
+	if err := lost.get(); err != nil {
+		return ExitLost, err
+	}
+	if !ch.exitedAt.Before(l.Deadline()) {
+		err := &LostError{Path: cfg.Path, Reason: "the child outlived the lease (was the process frozen?)"}
+		log.Error("lease lost", "err", err)
+		return ExitLost, err
+	}
+	return ch.exitCode(), nil
+}
+
+// outcome is the first loss noticed.
+type outcome struct {
+	mu   sync.Mutex
+	lost *LostError
+}
+
+func (o *outcome) set(err *LostError) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lost == nil {
+		o.lost = err
+	}
+}
+
+func (o *outcome) get() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lost == nil {
+		return nil
+	}
+	return o.lost
+}

@@ -1,0 +1,326 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/leaserun/leaserun/lease"
+)
+
+func TestRunExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		want   int
+	}{
+		{"exit 0", 0},
+		{"exit 3", 3},
+		{"exit 255", 255},
+		{"kill -USR1 $$", 128 + int(syscall.SIGUSR1)},
+		{"kill -KILL $$", 137},
+	} {
+		t.Run(tc.script, func(t *testing.T) {
+			cfg := testConfig(t)
+			code, err := Run(context.Background(), cfg, sh(t, tc.script))
+			if code != tc.want || err != nil {
+				t.Fatalf("Run = %d, %v; want %d, nil", code, err, tc.want)
+			}
+			st, err := lease.Read(cfg.Path)
+			if err != nil || st.State != lease.StateReleased {
+				t.Errorf("after Run the lease is %v (%v), want released", st.State, err)
+			}
+		})
+	}
+}
+
+func TestRunEnvironment(t *testing.T) {
+	cfg := testConfig(t)
+	dir := filepath.Dir(cfg.Path)
+	t.Chdir(dir)
+	cfg.Path = "lease" // relative: the child gets it absolute
+	out := filepath.Join(dir, "env")
+	cmd := sh(t, `printf '%s\n' "$LEASERUN_LEASE_PATH" "$LEASERUN_INSTANCE_ID" "$LEASERUN_EPOCH" "$KEPT" > `+out)
+	cmd.Env = []string{"KEPT=yes", "PATH=" + os.Getenv("PATH"), "LEASERUN_EPOCH=stale"}
+	if code, err := Run(context.Background(), cfg, cmd); code != 0 || err != nil {
+		t.Fatalf("Run = %d, %v", code, err)
+	}
+	st, err := lease.Read(filepath.Join(dir, "lease"))
+	if err != nil || st.Record == nil {
+		t.Fatalf("reading the lease: %v", err)
+	}
+	want := []string{filepath.Join(dir, "lease"), st.Record.InstanceID, strconv.FormatUint(st.Record.Epoch, 10), "yes"}
+	if got := strings.Split(readFile(t, out), "\n"); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("the child's environment: got %q, want %q", got, want)
+	}
+}
+
+func TestRunCommandNotRunnable(t *testing.T) {
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "script")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noInterp := filepath.Join(dir, "nointerp")
+	if err := os.WriteFile(noInterp, []byte("#!/no/such/interpreter\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		cmd      string
+		code     int
+		sentinel error
+		acquired bool // the failure comes after the lease was taken
+	}{
+		{"not in PATH", "no-such-command-leaserun", ExitNotFound, ErrNotFound, false},
+		{"no such file", filepath.Join(dir, "missing"), ExitNotFound, ErrNotFound, false},
+		{"not executable", notExec, ExitCannotExec, ErrCannotExec, false},
+		{"a directory", dir, ExitCannotExec, ErrCannotExec, false},
+		{"exec fails", noInterp, ExitCannotExec, ErrCannotExec, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			code, err := Run(context.Background(), cfg, Command{Args: []string{tc.cmd}, Stdin: devNull(t)})
+			if code != tc.code || !errors.Is(err, tc.sentinel) || ExitCode(err) != tc.code {
+				t.Fatalf("Run = %d, %v; want %d, %v", code, err, tc.code, tc.sentinel)
+			}
+			st, err := lease.Read(cfg.Path)
+			want := lease.StateFree
+			if tc.acquired {
+				want = lease.StateReleased
+			}
+			if err != nil || st.State != want {
+				t.Errorf("the lease is %v (%v), want %v", st.State, err, want)
+			}
+		})
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	cfg := testConfig(t)
+	if code, err := Run(context.Background(), cfg, Command{}); code != ExitUsage || !errors.Is(err, ErrUsage) {
+		t.Errorf("no command: Run = %d, %v", code, err)
+	}
+	cfg.RenewInterval = cfg.TTL
+	if code, err := Run(context.Background(), cfg, sh(t, "exit 0")); code != ExitUsage || !errors.Is(err, ErrUsage) {
+		t.Errorf("renew = ttl: Run = %d, %v", code, err)
+	}
+}
+
+func TestRunHeld(t *testing.T) {
+	cfg := testConfig(t)
+	l, err := lease.Acquire(cfg.Path, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	ran := filepath.Join(t.TempDir(), "ran")
+	code, err := Run(context.Background(), cfg, sh(t, "touch "+ran))
+	if code != ExitHeld || !errors.Is(err, lease.ErrHeld) || !strings.Contains(err.Error(), l.InstanceID()) {
+		t.Fatalf("Run = %d, %v; want %d naming the holder", code, err, ExitHeld)
+	}
+	if readFile(t, ran) != "" || fileExists(ran) {
+		t.Error("the command ran although the lease was held")
+	}
+}
+
+func TestRunIOError(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Path = filepath.Join(t.TempDir(), "missing", "lease")
+	code, err := Run(context.Background(), cfg, sh(t, "exit 0"))
+	if code != ExitIO || err == nil || !strings.Contains(err.Error(), cfg.Path) {
+		t.Fatalf("Run = %d, %v; want %d naming the path", code, err, ExitIO)
+	}
+}
+
+func TestRunWaitTimeout(t *testing.T) {
+	cfg := testConfig(t)
+	l, err := lease.Acquire(cfg.Path, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	cfg.Wait, cfg.WaitTimeout = true, 200*time.Millisecond
+	start := time.Now()
+	code, err := Run(context.Background(), cfg, sh(t, "exit 0"))
+	if code != ExitHeld || !errors.Is(err, lease.ErrHeld) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run = %d, %v; want %d after the wait timeout", code, err, ExitHeld)
+	}
+	if d := time.Since(start); d < cfg.WaitTimeout {
+		t.Errorf("gave up after %v, before the wait timeout %v", d, cfg.WaitTimeout)
+	}
+}
+
+func TestRunWaitsForRelease(t *testing.T) {
+	cfg := testConfig(t)
+	l, err := lease.Acquire(cfg.Path, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Wait = true
+	type result struct {
+		code int
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		code, err := Run(context.Background(), cfg, sh(t, "exit 7"))
+		res <- result{code, err}
+	}()
+	// The holder neither renews nor releases for a minute: Run can only
+	// run the command once it is released.
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-res:
+		if r.code != 7 || r.err != nil {
+			t.Fatalf("Run = %d, %v; want 7, nil", r.code, r.err)
+		}
+	case <-time.After(patience):
+		t.Fatal("Run did not take the released lease")
+	}
+}
+
+// A takeover is noticed at the next renewal: the child's whole group is
+// killed at once and Run exits ExitLost.
+func TestRunLost(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TTL = 5 * time.Second // the renewal, not the guard, must notice
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	type result struct {
+		code int
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		code, err := Run(context.Background(), cfg, sh(t, "echo $$ > "+pidFile+"; sleep 100 | cat"))
+		res <- result{code, err}
+	}()
+	waitFile(t, pidFile)
+	thief := takeOver(t, cfg.Path)
+	defer thief.Release()
+	start := time.Now()
+	var r result
+	select {
+	case r = <-res:
+	case <-time.After(patience):
+		t.Fatal("Run did not notice the takeover")
+	}
+	var lost *LostError
+	if r.code != ExitLost || !errors.Is(r.err, lease.ErrLost) || !errors.As(r.err, &lost) {
+		t.Fatalf("Run = %d, %v; want %d, lost", r.code, r.err, ExitLost)
+	}
+	if d := time.Since(start); d > cfg.RenewInterval+time.Second {
+		t.Errorf("the takeover was noticed after %v", d)
+	}
+	waitGroupGone(t, pidFile)
+	if st, err := lease.Read(cfg.Path); err != nil || st.Record.InstanceID != thief.InstanceID() {
+		t.Errorf("the release touched the new holder's lease: %+v, %v", st, err)
+	}
+}
+
+// A renewal hung in a stuck filesystem does not delay the stop: the guard
+// sends the stop signal at Deadline-Grace-Margin, and the child stops before
+// the lease can lapse.
+func TestRunGuardStopsWhenRenewalHangs(t *testing.T) {
+	cfg := testConfig(t)
+	hangRenewals(t, &cfg)
+	dir := t.TempDir()
+	ready, termed := filepath.Join(dir, "ready"), filepath.Join(dir, "termed")
+	start := time.Now()
+	code, err := Run(context.Background(), cfg,
+		sh(t, `trap 'echo yes > `+termed+`; exit 0' TERM; echo $$ > `+ready+`; while :; do sleep 0.01; done`))
+	end := time.Now()
+	if code != ExitLost || !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("Run = %d, %v; want %d, lost", code, err, ExitLost)
+	}
+	if readFile(t, termed) != "yes" {
+		t.Error("the child did not get the stop signal")
+	}
+	// The lease was taken after start, so it lapses after start+TTL; the
+	// child must have been stopped before the kill point of that deadline.
+	if stopBy := start.Add(cfg.TTL - cfg.Margin); end.After(stopBy) {
+		t.Errorf("the child stopped %v after the kill point", end.Sub(stopBy))
+	}
+	if earliest := start.Add(cfg.TTL - cfg.Grace - cfg.Margin); end.Before(earliest) {
+		t.Errorf("the child was stopped %v before the stop point", earliest.Sub(end))
+	}
+	waitGroupGone(t, ready)
+}
+
+// A child that ignores the stop signal is killed at Deadline-Margin, before
+// the lease can lapse.
+func TestRunGuardKillsBeforeDeadline(t *testing.T) {
+	cfg := testConfig(t)
+	hangRenewals(t, &cfg)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	code, err := Run(context.Background(), cfg,
+		sh(t, `trap '' TERM; echo $$ > `+pidFile+`; while :; do sleep 0.01; done`))
+	end := time.Now()
+	if code != ExitLost || !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("Run = %d, %v; want %d, lost", code, err, ExitLost)
+	}
+	st, rerr := lease.Read(cfg.Path)
+	if rerr != nil || st.Record == nil {
+		t.Fatal(rerr)
+	}
+	// Nothing was renewed, so the acquisition's RenewedAt + TTL is the
+	// deadline; Run (kill, reap, release) must be done before it.
+	if deadline := st.Record.AcquiredAt.Add(cfg.TTL); !end.Before(deadline) {
+		t.Errorf("the child was killed %v after the deadline", end.Sub(deadline))
+	}
+	waitGroupGone(t, pidFile)
+}
+
+// When the child exits, whatever it left in its group is killed before the
+// lease is released.
+func TestRunKillsLeftovers(t *testing.T) {
+	cfg := testConfig(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	code, err := Run(context.Background(), cfg, sh(t, "echo $$ > "+pidFile+"; sleep 100 & exit 4"))
+	if code != 4 || err != nil {
+		t.Fatalf("Run = %d, %v; want 4, nil", code, err)
+	}
+	waitGroupGone(t, pidFile)
+}
+
+// Cancelling the context stops the child with the stop signal.
+func TestRunContextCancel(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.StopSignal = syscall.SIGUSR1
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		waitFile(t, pidFile)
+		cancel()
+	}()
+	code, err := Run(ctx, cfg, sh(t, `trap 'exit 9' USR1; echo $$ > `+pidFile+`; while :; do sleep 0.01; done`))
+	if code != 9 || err != nil {
+		t.Fatalf("Run = %d, %v; want 9 (the child's handler of the stop signal)", code, err)
+	}
+}
+
+// hangRenewals makes every renewal of cfg hang until the test ends, as in a
+// stuck filesystem.
+func hangRenewals(t *testing.T, cfg *Config) {
+	unblock := make(chan struct{})
+	t.Cleanup(func() { close(unblock) })
+	cfg.hooks = &hooks{renew: func(*lease.Lease) error {
+		<-unblock
+		return errors.New("unblocked")
+	}}
+}
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}

@@ -1,0 +1,19 @@
+//go:build !unix
+
+package supervisor
+
+import (
+	"os"
+	"syscall"
+)
+
+func forwardedSignals() []os.Signal { return []os.Signal{os.Interrupt, syscall.SIGTERM} }
+
+func isShutdown(sig os.Signal) bool { return sig == os.Interrupt || sig == syscall.SIGTERM }
+
+func endsWait(sig os.Signal) bool { return isShutdown(sig) }
+
+func signalStatus(sig os.Signal) int {
+	s, _ := sig.(syscall.Signal)
+	return 128 + int(s)
+}
