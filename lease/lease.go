@@ -18,7 +18,9 @@ var ErrHeld = errors.New("liblease: lease is held by another instance")
 
 // ErrLost is returned by Renew when the lease has been taken over by another
 // instance — the caller is no longer the holder. It is also returned once the
-// handle's own lease has expired, since a takeover may then have happened.
+// handle's own lease has expired, since a takeover may then have happened,
+// and by Acquire and Wait when writing the new record took longer than the
+// whole TTL (a stalled disk), since nobody may rely on such a lease.
 var ErrLost = errors.New("liblease: lease was taken over by another instance")
 
 // ErrReleased is returned by Renew after Release.
@@ -164,7 +166,7 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 	if l.Expired() {
 		// The write took longer than the whole TTL: nobody may rely on it.
 		l.Release()
-		return nil, fmt.Errorf("liblease: %s: acquisition took longer than the ttl %v", s.path, ttl)
+		return nil, errorf(ErrLost, "%s: the acquisition took longer than the ttl %v, so it was given up", s.path, ttl)
 	}
 	return l, nil
 }

@@ -1,6 +1,6 @@
 // Command leaserun runs one command while holding a lease, and never lets
-// that command outlive the lease. See ../../../shared/spec/cli.md for the
-// contract, and package supervisor for how.
+// that command outlive the lease. The README's reference section is the
+// contract (flags, environment, exit statuses); package supervisor is how.
 //
 //	leaserun [run] --lease PATH [flags] -- COMMAND [ARG...]
 //	leaserun status --lease PATH [--format TEMPLATE]

@@ -35,7 +35,6 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--lease", p, "--renew", "0", "--", "true"}, "--renew"},
 		{[]string{"--lease", p, "--grace", "10s", "--", "true"}, "--grace"},
 		{[]string{"--lease", p, "--grace=-1s", "--", "true"}, "--grace"},
-		{[]string{"--lease", p, "--wait-timeout", "1s", "--", "true"}, "--wait-timeout"},
 		{[]string{"--lease", p, "--wait", "--wait-timeout=-1s", "--", "true"}, "--wait-timeout"},
 		{[]string{"--lease", p, "--stop-signal", "NOPE", "--", "true"}, "--stop-signal"},
 		{[]string{"--lease", p, "--held-exit-code", "256", "--", "true"}, "--held-exit-code"},
@@ -138,6 +137,15 @@ func TestHeld(t *testing.T) {
 	code, _, stderr = leaserun(t, "--lease", p, "--wait", "--wait-timeout", "100ms", "--held-exit-code", "9", "--log-format", "json", "--", "true")
 	if code != 9 {
 		t.Errorf("wait timeout: status %d, want 9", code)
+	}
+	// A timeout implies waiting, as with flock -w: a holder that stops
+	// renewing is taken over once its short TTL has been seen to pass.
+	q := filepath.Join(t.TempDir(), "lease")
+	if _, err := lease.Acquire(q, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := leaserun(t, "--lease", q, "--wait-timeout", "20s", "--", "true"); code != 0 {
+		t.Errorf("--wait-timeout without --wait: status %d (%s), want 0 after waiting", code, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	for _, line := range lines {

@@ -19,7 +19,7 @@ type runCmd struct {
 	TTL          time.Duration `name:"ttl" short:"t" default:"15s" env:"LEASERUN_TTL" help:"Lease time-to-live."`
 	Renew        optDuration   `name:"renew" env:"LEASERUN_RENEW" placeholder:"DURATION" help:"How often to renew (default: ttl/3)."`
 	Wait         bool          `name:"wait" short:"w" env:"LEASERUN_WAIT" help:"Stand by until the lease can be taken, instead of exiting 75."`
-	WaitTimeout  time.Duration `name:"wait-timeout" default:"0" env:"LEASERUN_WAIT_TIMEOUT" help:"Give up waiting after this long (exit 75); 0 waits forever."`
+	WaitTimeout  time.Duration `name:"wait-timeout" default:"0" env:"LEASERUN_WAIT_TIMEOUT" help:"Give up waiting after this long (exit 75); implies --wait; 0 waits forever."`
 	Grace        optDuration   `name:"grace" env:"LEASERUN_GRACE" placeholder:"DURATION" help:"Time between the stop signal and SIGKILL (default: ttl/3)."`
 	StopSignal   signalFlag    `name:"stop-signal" default:"TERM" env:"LEASERUN_STOP_SIGNAL" placeholder:"SIGNAL" help:"Signal that asks the child to stop: TERM (the default), SIGTERM and 15 all work."`
 	HeldExitCode int           `name:"held-exit-code" default:"75" env:"LEASERUN_HELD_EXIT_CODE" placeholder:"N" help:"Status when the lease is held or the wait timed out: 75 by default; 0 makes a skipped cron run silent."`
@@ -50,8 +50,6 @@ func (r *runCmd) validate() error {
 		return &supervisor.UsageError{Flag: "grace", Msg: fmt.Sprintf("%v: must not be negative", r.Grace.d)}
 	case r.WaitTimeout < 0:
 		return &supervisor.UsageError{Flag: "wait-timeout", Msg: fmt.Sprintf("%v: must not be negative", r.WaitTimeout)}
-	case r.WaitTimeout > 0 && !r.Wait:
-		return &supervisor.UsageError{Flag: "wait-timeout", Msg: "only makes sense with --wait"}
 	case r.HeldExitCode < 0 || r.HeldExitCode > 255:
 		return &supervisor.UsageError{Flag: "held-exit-code", Msg: fmt.Sprintf("%d: must be between 0 and 255", r.HeldExitCode)}
 	case len(r.Command) == 0 || r.Command[0] == "":
@@ -73,7 +71,7 @@ func (r *runCmd) validate() error {
 		TTL:           r.TTL,
 		RenewInterval: r.Renew.d,
 		Grace:         r.Grace.d,
-		Wait:          r.Wait,
+		Wait:          r.Wait || r.WaitTimeout > 0, // like flock -w, a timeout implies waiting
 		WaitTimeout:   r.WaitTimeout,
 		StopSignal:    r.StopSignal.sig,
 		Meta:          meta,
