@@ -80,7 +80,7 @@ type attempt struct {
 // TTL + the WithClockSkew allowance. A record renewed in the future is held.
 //
 // On success the caller must Renew before ttl elapses and Release on
-// shutdown. The new record is synced to disk before Acquire returns, so its
+// shutdown. The new version is synced to disk before Acquire returns, so its
 // epoch survives a power loss.
 func Acquire(path string, ttl time.Duration, opts ...Option) (*Lease, error) {
 	o := buildOptions(opts)

@@ -171,11 +171,15 @@ func (s *store) read() (view, error) {
 // version and nobody else made n first. It reports whether it won. On any
 // error the outcome is unknown, except that the record was not published.
 //
-// durable syncs the record and the directories, so that it survives a power
-// loss; an acquisition needs that, a renewal does not.
+// durable syncs the version directory, so that version n survives a power
+// loss and no later acquisition can reuse its epoch; an acquisition needs
+// that, a renewal does not. The record's bytes need no sync of their own: a
+// version that comes back empty after a power loss is unreadable, and the
+// next acquisition then takes epoch n+1, still above the lost one's
+// (nextEpoch).
 func (s *store) put(n uint64, rec *Record, durable bool) (won bool, err error) {
 	data := encodeRecord(rec)
-	tmp, err := s.writeTemp(data, durable)
+	tmp, err := s.writeTemp(data)
 	if err != nil {
 		return false, err
 	}
@@ -213,18 +217,15 @@ func (s *store) put(n uint64, rec *Record, durable bool) (won bool, err error) {
 		return false, nil
 	}
 
-	if err := os.Rename(tmp, s.path); err != nil {
-		return true, err
-	}
-	tmp = ""
 	if durable {
 		if err := syncDir(s.dir); err != nil {
 			return true, err
 		}
-		if err := syncDir(filepath.Dir(s.path)); err != nil {
-			return true, err
-		}
 	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return true, err
+	}
+	tmp = ""
 	if n%cleanupEvery == 0 {
 		s.cleanup(n, l)
 	}
@@ -233,7 +234,7 @@ func (s *store) put(n uint64, rec *Record, durable bool) (won bool, err error) {
 
 // writeTemp writes data to a new temp file in the version directory (the
 // same filesystem as both link targets), creating the directory if needed.
-func (s *store) writeTemp(data []byte, durable bool) (string, error) {
+func (s *store) writeTemp(data []byte) (string, error) {
 	name := filepath.Join(s.dir, tempPrefix+uuid.NewString())
 	// Read-only: PATH and the newest version share this inode, so writing
 	// PATH in place would rewrite the truth; the mode stops that (for all but
@@ -250,9 +251,6 @@ func (s *store) writeTemp(data []byte, durable bool) (string, error) {
 		return "", err
 	}
 	_, err = f.Write(data)
-	if err == nil && durable {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
