@@ -146,9 +146,9 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		return nil, fmt.Errorf("liblease: %s: no version numbers left after %d; remove %s and %s to reset",
 			s.path, v.seq, s.path, s.dir)
 	}
-	won, err := s.put(v.seq+1, &rec, true)
+	out, err := s.put(v.seq+1, &rec, true)
 	if err != nil {
-		if won {
+		if out == won {
 			// Linked but not published: give the version up so it doesn't
 			// block the lease for a TTL.
 			released := rec
@@ -157,7 +157,7 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		}
 		return nil, err
 	}
-	if !won {
+	if out != won {
 		return nil, nil
 	}
 	l := &Lease{store: s, ttl: ttl, clock: o.clock, seq: v.seq + 1}
@@ -241,12 +241,12 @@ func (l *Lease) Renew() error {
 	prev := l.record.Load()
 	rec := *prev
 	rec.RenewedAt = start.Round(0)
-	won, err := l.store.put(l.seq+1, &rec, false)
+	out, err := l.store.put(l.seq+1, &rec, false)
 	if err != nil {
 		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
 		return fmt.Errorf("liblease: renewing %s: %w", l.store.path, err)
 	}
-	if !won {
+	if out != won {
 		return l.lostError()
 	}
 	if lapsed := l.advance(l.seq+1, &rec, start); lapsed {
@@ -325,12 +325,15 @@ func (l *Lease) giveUp() error {
 	rec := *l.record.Load()
 	rec.TTL = 0
 	rec.RenewedAt = start.Round(0)
-	won, err := l.store.put(l.seq+1, &rec, false)
+	out, err := l.store.put(l.seq+1, &rec, false)
 	if err != nil {
 		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
 		return fmt.Errorf("liblease: releasing %s: %w", l.store.path, err)
 	}
-	if !won {
+	// Superseded: the released record was linked and someone already took
+	// the lease after it (or, from a stale handle, an old name was reused:
+	// that frees nothing either). Released is released.
+	if out == lost {
 		v, rerr := l.store.read()
 		if rerr == nil && v.rec != nil && !v.rec.Released() {
 			return heldError(ErrLost, l.store.path, v.rec)

@@ -167,8 +167,20 @@ func (s *store) read() (view, error) {
 	}
 }
 
+// outcome is what a put achieved.
+type outcome int
+
+const (
+	lost       outcome = iota // someone else made version n
+	won                       // version n is ours and was the newest
+	superseded                // we linked n, but a higher version stood beside it
+)
+
 // put tries to make rec version n, which succeeds only if n-1 was the newest
-// version and nobody else made n first. It reports whether it won. On any
+// version and nobody else made n first. A write
+// that linked n but found a higher version beside it is superseded: either
+// others built on it already, or n was an old name reused from a stale read
+// (Lemma 2 in docs/DESIGN.md); only a release may count that as done. On any
 // error the outcome is unknown, except that the record was not published.
 //
 // durable syncs the version directory, so that version n survives a power
@@ -177,11 +189,11 @@ func (s *store) read() (view, error) {
 // version that comes back empty after a power loss is unreadable, and the
 // next acquisition then takes epoch n+1, still above the lost one's
 // (nextEpoch).
-func (s *store) put(n uint64, rec *Record, durable bool) (won bool, err error) {
+func (s *store) put(n uint64, rec *Record, durable bool) (outcome, error) {
 	data := encodeRecord(rec)
 	tmp, err := s.writeTemp(data)
 	if err != nil {
-		return false, err
+		return lost, err
 	}
 	defer func() {
 		if tmp != "" {
@@ -194,16 +206,17 @@ func (s *store) put(n uint64, rec *Record, durable bool) (won bool, err error) {
 	if err := os.Link(tmp, target); err != nil {
 		// Not every server says EEXIST: sftp-server reports a generic
 		// failure, which sshfs turns into EPERM. Whatever the error, if the
-		// target exists now, someone made it.
-		if _, serr := os.Lstat(target); serr != nil {
-			return false, err
+		// target exists now, someone made it. (After EEXIST it may be gone
+		// again, removed by a writer far ahead of us: lost all the same.)
+		if _, serr := os.Lstat(target); serr != nil && !errors.Is(err, fs.ErrExist) {
+			return lost, err
 		}
 		// Over NFS a retransmitted LINK whose first reply was lost answers
 		// EEXIST although it succeeded: the version is ours if it holds
 		// exactly our bytes (they include a nanosecond timestamp and our
 		// InstanceID, so no one else writes them).
 		if existing, rerr := readFileBounded(target); rerr != nil || !bytes.Equal(existing, data) {
-			return false, nil
+			return lost, nil
 		}
 	}
 
@@ -211,25 +224,25 @@ func (s *store) put(n uint64, rec *Record, durable bool) (won bool, err error) {
 	// again by us from a stale read, a higher version stands beside it.
 	l, err := s.list()
 	if err != nil {
-		return false, err
+		return lost, err
 	}
 	if l.newest != n {
-		return false, nil
+		return superseded, nil
 	}
 
 	if durable {
 		if err := syncDir(s.dir); err != nil {
-			return true, err
+			return won, err
 		}
 	}
 	if err := os.Rename(tmp, s.path); err != nil {
-		return true, err
+		return won, err
 	}
 	tmp = ""
 	if n%cleanupEvery == 0 {
 		s.cleanup(n, l)
 	}
-	return true, nil
+	return won, nil
 }
 
 // writeTemp writes data to a new temp file in the version directory (the

@@ -70,9 +70,9 @@ func TestStaleWriterReusingRemovedVersionLoses(t *testing.T) {
 		InstanceID: "stale-writer", PID: 1, Host: "elsewhere",
 		AcquiredAt: clk.Now(), RenewedAt: clk.Now(), TTL: ttl, Epoch: 2,
 	}
-	won, err := s.put(low, &stale, true)
-	if err != nil || won {
-		t.Fatalf("stale put of removed version %d: won %v, %v; want lost", low, won, err)
+	out, err := s.put(low, &stale, true)
+	if err != nil || out != superseded {
+		t.Fatalf("stale put of removed version %d: outcome %v, %v; want superseded", low, out, err)
 	}
 	wantUntouched("a stale put of a removed version")
 
@@ -91,8 +91,8 @@ func TestStaleWriterReusingRemovedVersionLoses(t *testing.T) {
 
 	// Names still in place: the link itself fails.
 	for _, n := range []uint64{newest - 1, newest} {
-		if won, err := s.put(n, &stale, false); err != nil || won {
-			t.Fatalf("stale put of existing version %d: won %v, %v; want lost", n, won, err)
+		if out, err := s.put(n, &stale, false); err != nil || out != lost {
+			t.Fatalf("stale put of existing version %d: outcome %v, %v; want lost", n, out, err)
 		}
 	}
 	wantUntouched("stale puts of existing versions")
@@ -131,8 +131,8 @@ func TestPutRefusesWhenNewerExists(t *testing.T) {
 	}
 	rec := l.Record()
 	rec.InstanceID = "stale"
-	if won, err := s.put(1, &rec, false); err != nil || won {
-		t.Fatalf("put of version 1 below version 2: won %v, %v; want lost", won, err)
+	if out, err := s.put(1, &rec, false); err != nil || out != superseded {
+		t.Fatalf("put of version 1 below version 2: outcome %v, %v; want superseded", out, err)
 	}
 	clk.Advance(time.Second)
 	if err := l.Renew(); err != nil {
