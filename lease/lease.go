@@ -138,7 +138,7 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		Meta:       o.meta,
 		Epoch:      s.nextEpoch(v),
 	}
-	if len(encodeRecord(&rec)) > MaxRecordSize {
+	if len(encodeRecord(&rec)) > MaxRecordSize-recordGrowth {
 		// Everyone else would read it as unreadable, hence free.
 		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", s.path, MaxRecordSize)
 	}
@@ -178,7 +178,9 @@ func (l *Lease) setDeadline(writeStart time.Time) {
 
 // Expired reports whether this holder's lease has lapsed based on its last
 // successful Renew (measured on the monotonic clock from the instant before
-// that write began), or the handle has otherwise stopped holding: Renew
+// that write began, and by the wall clock against the record's RenewedAt+TTL,
+// which also runs while the machine is suspended), or the handle has
+// otherwise stopped holding: Renew
 // returned ErrLost, or Release was called. Once true it stays true. A holder
 // should use it to self-fence: if Expired is true, stop touching protected
 // state — a takeover may have happened.
@@ -186,7 +188,12 @@ func (l *Lease) Expired() bool {
 	if l.over.Load() {
 		return true
 	}
-	if !l.clock.Now().Before(*l.deadline.Load()) {
+	now := l.clock.Now()
+	// The monotonic deadline is immune to wall-clock steps, but it stands
+	// still while the machine is suspended (and in some paused VMs), when
+	// others' clocks run on. The wall-clock expiry others judge by covers
+	// that: whichever comes first ends the lease.
+	if !now.Before(*l.deadline.Load()) || !now.Round(0).Before(l.record.Load().ExpiresAt()) {
 		l.over.Store(true)
 		return true
 	}
@@ -270,7 +277,9 @@ func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) 
 	if !lapsed {
 		l.setDeadline(start)
 	}
-	return lapsed
+	// A watchdog's Expired may have seen the old deadline pass between
+	// our check and the new deadline: then the handle is over all the same.
+	return lapsed || l.over.Load()
 }
 
 // resolvePending finds out whether a write (renewal or release) that failed

@@ -48,6 +48,10 @@ func (r Record) clone() Record {
 // is unreadable, and an unreadable lease is free.
 const MaxRecordSize = 64 << 10
 
+// recordGrowth is how much a record may grow after acquisition: a renewal
+// changes only RenewedAt, whose RFC 3339 form gains at most ".999999999".
+const recordGrowth = 16
+
 // errUnreadable marks bytes that are not a lease record. It never leaves the
 // package: an unreadable record means a free lease, not an error.
 var errUnreadable = errors.New("not a lease record")

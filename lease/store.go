@@ -43,7 +43,10 @@ const cleanupEvery = 16
 // staleTempAge is how old a temp file must be before any writer removes it.
 // A temp file lives for the few operations of one write; one this old was
 // left by a crash (or by a writer frozen so long that its write must fail).
-const staleTempAge = time.Minute
+// Its mtime is the file server's clock and the age is judged by ours, so the
+// margin is generous: removing a live writer's temp file costs that writer
+// one failed write, never safety.
+const staleTempAge = 10 * time.Minute
 
 const tempPrefix = "tmp-"
 
@@ -178,9 +181,10 @@ const (
 
 // put tries to make rec version n, which succeeds only if n-1 was the newest
 // version and nobody else made n first. A write
-// that linked n but found a higher version beside it is superseded: either
-// others built on it already, or n was an old name reused from a stale read
-// (Lemma 2 in docs/DESIGN.md); only a release may count that as done. On any
+// that linked n but found a higher version beside it is superseded if n was
+// genuinely the next version and others built on it already (only a release
+// may count that as done), and lost if n may be an old name reused from a
+// stale read (Lemma 2 in docs/DESIGN.md). On any
 // error the outcome is unknown, except that the record was not published.
 //
 // durable syncs the version directory, so that version n survives a power
@@ -191,6 +195,10 @@ const (
 // (nextEpoch).
 func (s *store) put(n uint64, rec *Record, durable bool) (outcome, error) {
 	data := encodeRecord(rec)
+	if len(data) > MaxRecordSize {
+		// Readers would find it unreadable, hence free.
+		return lost, errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", s.path, len(data), MaxRecordSize)
+	}
 	tmp, err := s.writeTemp(data)
 	if err != nil {
 		return lost, err
@@ -227,7 +235,13 @@ func (s *store) put(n uint64, rec *Record, durable bool) (outcome, error) {
 		return lost, err
 	}
 	if l.newest != n {
-		return superseded, nil
+		// Name n can have been removed before our link only if some writer
+		// made a version above n+keepVersions; with none, ours was n's
+		// first and only creation, and others have built on it since.
+		if l.newest <= n+keepVersions {
+			return superseded, nil
+		}
+		return lost, nil
 	}
 
 	if durable {

@@ -71,8 +71,8 @@ func TestStaleWriterReusingRemovedVersionLoses(t *testing.T) {
 		AcquiredAt: clk.Now(), RenewedAt: clk.Now(), TTL: ttl, Epoch: 2,
 	}
 	out, err := s.put(low, &stale, true)
-	if err != nil || out != superseded {
-		t.Fatalf("stale put of removed version %d: outcome %v, %v; want superseded", low, out, err)
+	if err != nil || out != lost {
+		t.Fatalf("stale put of removed version %d: outcome %v, %v; want lost", low, out, err)
 	}
 	wantUntouched("a stale put of a removed version")
 
@@ -137,5 +137,27 @@ func TestPutRefusesWhenNewerExists(t *testing.T) {
 	clk.Advance(time.Second)
 	if err := l.Renew(); err != nil {
 		t.Fatalf("holder's Renew: %v", err)
+	}
+}
+
+// While the machine is suspended the monotonic clock stands still but
+// others judge the record by wall clock: the holder must count itself
+// expired once the record's wall-clock expiry has passed, whatever its
+// monotonic deadline says.
+func TestExpiredByWallClockAfterSuspend(t *testing.T) {
+	clk := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	l, err := Acquire(filepath.Join(t.TempDir(), "l"), time.Second, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stand in for a monotonic deadline that did not move during a suspend.
+	far := clk.Now().Add(time.Hour)
+	l.deadline.Store(&far)
+	if l.Expired() {
+		t.Fatal("expired before the record's wall-clock expiry")
+	}
+	clk.Advance(time.Second)
+	if !l.Expired() {
+		t.Fatal("not expired once the record's wall-clock expiry passed")
 	}
 }

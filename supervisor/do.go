@@ -56,6 +56,9 @@ func Do(ctx context.Context, cfg Config, fn func(ctx context.Context) error) err
 	g.Add(gd.run, gd.interrupt)
 	var lostErr *LostError
 	if errors.As(g.Run(), &lostErr) {
+		if lost.get() == nil {
+			log.Error("lease lost", "err", lostErr)
+		}
 		lost.set(lostErr)
 	}
 	if err := lost.get(); err == nil && l.Expired() {

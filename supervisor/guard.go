@@ -18,7 +18,8 @@ import (
 //   - at D - margin it calls kill (SIGKILL to the group) and returns it.
 //
 // Whenever a timer fires and the lease has expired (the process was frozen
-// past its TTL), it returns a *LostError at once: the caller kills the child.
+// past its TTL), it returns a *LostError at once: the caller kills the child,
+// then logs it. Nothing here waits for the log before acting.
 type guard struct {
 	*quit
 	l             *lease.Lease
@@ -45,8 +46,10 @@ func (g *guard) run() error {
 		}
 		lost := &LostError{Path: g.l.Path(), Reason: fmt.Sprintf(
 			"not renewed in time: stopping the child %v before the lease lapses", g.grace+g.margin)}
-		g.log.Error("lease lost", "err", lost, "deadline_in", time.Until(d))
 		g.stop(lost)
+		// The log may block (a full stderr pipe nobody reads): it must not
+		// hold up the kill below, so it gets a goroutine of its own.
+		go g.log.Error("lease lost", "err", lost, "deadline_in", time.Until(d))
 		if g.kill == nil {
 			return lost
 		}
@@ -58,8 +61,7 @@ func (g *guard) run() error {
 	}
 }
 
+// expired is the loss the caller logs once it has killed the child.
 func (g *guard) expired() error {
-	lost := &LostError{Path: g.l.Path(), Reason: "the lease expired before it was renewed (was the process frozen?)"}
-	g.log.Error("lease lost", "err", lost)
-	return lost
+	return &LostError{Path: g.l.Path(), Reason: "the lease expired before it was renewed (was the process frozen?)"}
 }

@@ -61,10 +61,7 @@ func (r *renewer) run() error {
 	}
 }
 
-// lost logs the loss as it is noticed (the caller is about to kill the
-// child) and returns it.
+// lost returns the loss; the caller kills the child first, then logs it.
 func (r *renewer) lost(reason string, err error) error {
-	lost := &LostError{Path: r.l.Path(), Reason: reason, Err: err}
-	r.log.Error("lease lost", "err", lost)
-	return lost
+	return &LostError{Path: r.l.Path(), Reason: reason, Err: err}
 }

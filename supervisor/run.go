@@ -99,12 +99,12 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, path string, cmd *Co
 			ch.group.signal(cfg.StopSignal)
 		},
 		kill: func() {
-			log.Warn("killing the child", "signal", "SIGKILL")
 			ch.group.signal(syscall.SIGKILL)
+			log.Warn("killed the child", "signal", "SIGKILL")
 		},
 	}
 	g.Add(gd.run, gd.interrupt)
-	fw := &forwarder{quit: newQuit(), sigs: sigs, ctxDone: ctx.Done(), group: ch.group,
+	fw := &forwarder{quit: newQuit(), sigs: sigs, ctxDone: ctx.Done(), group: ch.group, expired: l.Expired,
 		stopSignal: cfg.StopSignal, grace: cfg.grace(), log: log}
 	g.Add(fw.run, fw.interrupt)
 	if reap != nil {
@@ -112,6 +112,9 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, path string, cmd *Co
 	}
 	var lostErr *LostError
 	if errors.As(g.Run(), &lostErr) {
+		// The group killed the child when this actor returned; only now
+		// may the loss be logged (the log may block on a stuck stderr).
+		log.Error("lease lost", "err", lostErr)
 		lost.set(lostErr)
 	}
 	term.restore()

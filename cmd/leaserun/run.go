@@ -84,7 +84,9 @@ func (r *runCmd) validate() error {
 
 // run runs the command and returns the status to exit with.
 func (r *runCmd) run(stderr io.Writer) int {
-	log := newLogger(stderr, r.LogFormat, r.LogLevel)
+	w := newLogWriter(stderr)
+	defer w.Close(logFlushTimeout)
+	log := newLogger(w, r.LogFormat, r.LogLevel)
 	r.cfg.Logger = log
 	code, err := supervisor.Run(context.Background(), r.cfg, supervisor.Command{Args: r.Command})
 	if err == nil {
@@ -104,6 +106,10 @@ func (r *runCmd) run(stderr io.Writer) int {
 	log.Log(context.Background(), level, err.Error(), "lease", r.Lease, "status", code)
 	return code
 }
+
+// logFlushTimeout bounds how long leaserun waits, before it exits, for a
+// stderr that is not being read.
+const logFlushTimeout = time.Second
 
 func newLogger(w io.Writer, format, level string) *slog.Logger {
 	var lvl slog.Level

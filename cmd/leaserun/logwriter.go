@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// logWriter hands leaserun's log lines to stderr from a goroutine of its
+// own. A stderr that blocks (a full pipe nobody reads, a stalled journald)
+// must never delay what leaserun does on time, above all stopping the child
+// before the lease lapses; so Write never blocks: a line that finds the
+// buffer full is dropped, and the number dropped is reported at Close.
+type logWriter struct {
+	out     io.Writer
+	done    chan struct{}
+	dropped atomic.Int64
+
+	mu     sync.RWMutex // Close excludes Write
+	lines  chan []byte
+	closed bool
+}
+
+// logBuffer is how many lines may wait for a slow stderr.
+const logBuffer = 256
+
+func newLogWriter(out io.Writer) *logWriter {
+	w := &logWriter{lines: make(chan []byte, logBuffer), done: make(chan struct{}), out: out}
+	go w.run()
+	return w
+}
+
+func (w *logWriter) run() {
+	defer close(w.done)
+	for line := range w.lines {
+		w.out.Write(line)
+	}
+}
+
+// Write queues one line; slog writes each record with one call.
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return len(p), nil // a straggler after the exit status was decided
+	}
+	select {
+	case w.lines <- bytes.Clone(p):
+	default:
+		w.dropped.Add(1)
+	}
+	return len(p), nil
+}
+
+// Close writes what is queued, waiting at most timeout for a stuck stderr:
+// leaserun then exits without its last lines rather than hang.
+func (w *logWriter) Close(timeout time.Duration) {
+	w.mu.Lock()
+	if n := w.dropped.Load(); n > 0 {
+		select {
+		case w.lines <- []byte("leaserun: " + strconv.FormatInt(n, 10) + " log lines dropped: stderr was not being read\n"):
+		default:
+		}
+	}
+	w.closed = true
+	close(w.lines)
+	w.mu.Unlock()
+	select {
+	case <-w.done:
+	case <-time.After(timeout):
+	}
+}
