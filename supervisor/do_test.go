@@ -36,18 +36,17 @@ func TestDoReturnsFnError(t *testing.T) {
 
 func TestDoRenews(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.TTL, cfg.Grace, cfg.Margin = time.Second, NoGrace, 100*time.Millisecond
+	// Renewals every 500ms have a whole second of slack each, even on a
+	// loaded machine.
+	cfg.TTL, cfg.RenewInterval, cfg.Grace, cfg.Margin = 2*time.Second, 500*time.Millisecond, NoGrace, 100*time.Millisecond
 	err := Do(context.Background(), cfg, func(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-time.After(2 * cfg.TTL): // outlive the TTL while renewing
+		case <-time.After(cfg.TTL + cfg.TTL/4): // outlive the TTL while renewing
 			return nil
 		}
 	})
-	if errors.Is(err, lease.ErrLost) {
-		t.Skipf("lost under load: %v", err) // a renewal took longer than the TTL
-	}
 	if err != nil {
 		t.Fatalf("Do = %v", err)
 	}
