@@ -44,10 +44,6 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // ExitCode is the status to exit with (kong's ExitCoder).
 func (e *ExitError) ExitCode() int { return e.Code }
 
-func exitErrorf(code int, format string, args ...any) error {
-	return &ExitError{Code: code, Err: fmt.Errorf(format, args...)}
-}
-
 // ExitCode returns the exit status err calls for: that of the first error in
 // its chain with an ExitCode method, 0 for nil, 1 otherwise.
 func ExitCode(err error) int {
