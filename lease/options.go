@@ -62,7 +62,10 @@ func WithClockSkew(d time.Duration) Option {
 // WithPollInterval sets how often Wait reads the lease when no change
 // notification arrives. Changes made on this host wake Wait at once where the
 // OS can watch files; changes made by other hosts through a network
-// filesystem are seen at the next poll. Default: ttl/10, between 10ms and 1s.
+// filesystem are seen at the next poll. Default: ttl/10, between 10ms and 1s;
+// on a local filesystem (Linux: ext4, xfs, btrfs, f2fs, tmpfs, ramfs) whose
+// changes Wait is notified of, the TTL, at most 30s, as polling there only
+// guards against a lost notification.
 func WithPollInterval(d time.Duration) Option {
 	return func(o *options) { o.pollInterval = d }
 }

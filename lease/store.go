@@ -170,6 +170,13 @@ func (s *store) read() (view, error) {
 	}
 }
 
+// exists reports whether version n exists: a cheap look before a write
+// that would lose.
+func (s *store) exists(n uint64) bool {
+	_, err := os.Lstat(s.versionPath(n))
+	return err == nil
+}
+
 // outcome is what a put achieved.
 type outcome int
 

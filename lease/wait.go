@@ -16,15 +16,14 @@ import (
 //
 // Changes made on this host wake Wait at once where the OS can watch files;
 // otherwise, and for changes made by other hosts, it reads the lease every
-// poll interval (WithPollInterval). I/O errors end the wait. When ctx ends
+// poll interval (WithPollInterval; by default ttl/10 between 10ms and 1s,
+// or once a TTL, at most 30s, on a local filesystem it watches, which no
+// other host can write). I/O errors end the wait. When ctx ends
 // first, the error wraps both ErrHeld and ctx.Err().
 func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (*Lease, error) {
 	o := buildOptions(opts)
 	if err := validate(path, ttl, &o); err != nil {
 		return nil, err
-	}
-	if o.pollInterval == 0 {
-		o.pollInterval = min(max(ttl/10, 10*time.Millisecond), time.Second)
 	}
 	s := newStore(path)
 	if err := s.checkPath(); err != nil {
@@ -32,6 +31,9 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 	}
 	changes := watch(s.dir)
 	defer changes.Close()
+	if o.pollInterval == 0 {
+		o.pollInterval = defaultPollInterval(ttl, changes.complete)
+	}
 
 	var (
 		observed   bool
@@ -52,13 +54,20 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 		}
 		next := o.pollInterval
 		if v.rec == nil || v.rec.Released() || now.Sub(observedAt) >= v.rec.TTL {
-			l, err := take(s, v, ttl, &o)
-			if l != nil || err != nil {
-				return l, err
+			// If another standby woken by the same change has made the
+			// next version already, don't write one that must lose (its
+			// temp file would wake every other standby once more): the
+			// change that made it wakes us to read it.
+			if !s.exists(v.seq + 1) {
+				l, err := take(s, v, ttl, &o)
+				if l != nil || err != nil {
+					return l, err
+				}
+				continue // someone else made the next version: judge it anew
 			}
-			continue // someone else made the next version: judge it anew
+		} else {
+			next = min(next, v.rec.TTL-now.Sub(observedAt))
 		}
-		next = min(next, v.rec.TTL-now.Sub(observedAt))
 		select {
 		case <-ctx.Done():
 			return nil, waitError(s, ctx.Err())
@@ -66,6 +75,19 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 		case <-o.clock.After(next):
 		}
 	}
+}
+
+// defaultPollInterval is ttl/10, between 10ms and 1s, so that a change
+// made by another host is seen soon; but where every change is reported
+// (a watched directory on a local filesystem, which no other host writes)
+// polling only guards against a lost notification, and a standby need not
+// wake more often than once a TTL (at most 30s) for it: a hundred idle
+// standbys then cost next to nothing.
+func defaultPollInterval(ttl time.Duration, notified bool) time.Duration {
+	if notified {
+		return min(max(ttl, 10*time.Millisecond), 30*time.Second)
+	}
+	return min(max(ttl/10, 10*time.Millisecond), time.Second)
 }
 
 // waitError says that the wait ended, and who holds the lease.

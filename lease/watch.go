@@ -12,9 +12,16 @@ import (
 type changes struct {
 	C    <-chan struct{}
 	stop func()
+	// complete: every change to the directory is reported (it is watched
+	// and on a local filesystem), so polling is only a safety net.
+	complete bool
 }
 
-// Close stops watching and waits for the watcher's goroutine to end.
+// Close stops watching. It does not wait for the watcher to go: closing an
+// inotify descriptor waits in the kernel for an SRCU grace period
+// (fsnotify_destroy_group), 5-15ms here, and the new holder that Wait
+// returns should not wait for that before it starts work. The watcher's
+// goroutine ends once the descriptor is closed.
 func (c changes) Close() { c.stop() }
 
 // watch watches dir, the lease's version directory: every write of the
@@ -52,8 +59,19 @@ func watch(dir string) changes {
 				if !ok {
 					return
 				}
+				// Events may have been lost (the queue overflowed): have
+				// the caller read the lease again.
+				select {
+				case c <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}()
-	return changes{C: c, stop: func() { w.Close(); <-done }}
+	return changes{C: c, complete: localFS(dir), stop: func() {
+		go func() {
+			w.Close()
+			<-done
+		}()
+	}}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -56,21 +55,28 @@ func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 	}
 	log := cfg.Logger.With("lease", cfg.Path)
 
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, forwardedSignals()...)
-	defer signal.Stop(sigs)
+	sc := catchSignals()
+	stopped := false
+	defer func() {
+		if !stopped {
+			sc.stop()
+		}
+	}()
 	reap := newReaper(cfg.hooks != nil && cfg.hooks.reap)
 	defer reap.close()
 
-	l, err := acquire(ctx, &cfg, sigs)
+	l, err := acquire(ctx, &cfg, sc.C)
 	if err != nil {
 		return ExitCode(err), err
 	}
 	log.Info("acquired", "instance", l.InstanceID(), "epoch", l.Epoch(), "ttl", cfg.TTL)
-	code, err := hold(ctx, &cfg, l, path, &cmd, sigs, reap, log)
+	sc.wait() // every signal is caught before the child starts
+	code, err := hold(ctx, &cfg, l, path, &cmd, sc.C, reap, log)
 	// The child is gone: a TERM during a release hung in a stuck
-	// filesystem may end leaserun.
-	signal.Stop(sigs)
+	// filesystem may end leaserun. (The release does not wait for the
+	// signals to be released: see catcher.)
+	sc.stop()
+	stopped = true
 	release(l, log)
 	return code, err
 }
