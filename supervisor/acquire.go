@@ -6,28 +6,18 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/leaserun/leaserun/lease"
 )
 
 // acquire takes the lease, or with cfg.Wait stands by for it. A signal on
-// sigs that ends a wait (TERM, INT, HUP, QUIT) ends it at once, with status
-// 128+N. Errors carry their exit status.
+// sigs that ends a wait (TERM, INT, HUP, QUIT) ends the acquisition at once,
+// with status 128+N, even while a read or write of the lease hangs in a
+// stuck filesystem: the lease is then given back by whoever finishes it.
+// Other signals that arrive before the child exists are dropped. Errors
+// carry their exit status.
 func acquire(ctx context.Context, cfg *Config, sigs <-chan os.Signal) (*lease.Lease, error) {
-	if !cfg.Wait {
-		l, err := lease.Acquire(cfg.Path, cfg.TTL, cfg.leaseOptions()...)
-		return l, acquireError(cfg, err)
-	}
-	if st, err := lease.Read(cfg.Path, cfg.LeaseOptions...); err == nil && st.State == lease.StateHeld {
-		r := st.Record
-		cfg.Logger.Info("waiting for the lease", "lease", cfg.Path, "holder", r.InstanceID,
-			"holder_pid", r.PID, "holder_host", r.Host, "expires_at", r.ExpiresAt().Format(time.RFC3339Nano))
-	} else {
-		cfg.Logger.Debug("waiting for the lease", "lease", cfg.Path)
-	}
-
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if cfg.WaitTimeout > 0 {
@@ -35,53 +25,54 @@ func acquire(ctx context.Context, cfg *Config, sigs <-chan os.Signal) (*lease.Le
 		ctx, cancelTimeout = context.WithTimeout(ctx, cfg.WaitTimeout)
 		defer cancelTimeout()
 	}
-	interrupted := watchWaitSignals(sigs, cancel)
-	l, err := lease.Wait(ctx, cfg.Path, cfg.TTL, cfg.leaseOptions()...)
-	if sig := interrupted(); sig != nil {
-		if l != nil {
-			l.Release()
+	type result struct {
+		l   *lease.Lease
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		if cfg.Wait {
+			r.l, r.err = wait(ctx, cfg)
+		} else {
+			r.l, r.err = lease.Acquire(cfg.Path, cfg.TTL, cfg.leaseOptions()...)
 		}
-		return nil, &ExitError{Code: signalStatus(sig),
-			Err: fmt.Errorf("%w by %v while waiting for the lease %s", ErrInterrupted, signalName(sig), cfg.Path)}
+		done <- r
+	}()
+	for {
+		select {
+		case r := <-done:
+			if r.err != nil && cfg.WaitTimeout > 0 && errors.Is(r.err, context.DeadlineExceeded) {
+				return nil, &ExitError{Code: ExitHeld,
+					Err: fmt.Errorf("gave up after --wait-timeout %v: %w", cfg.WaitTimeout, r.err)}
+			}
+			return r.l, acquireError(cfg, r.err)
+		case sig := <-sigs:
+			if !endsWait(sig) {
+				continue
+			}
+			err := fmt.Errorf("%w by %v while taking the lease %s", ErrInterrupted, signalName(sig), cfg.Path)
+			cancel(err)
+			go func() {
+				if r := <-done; r.l != nil {
+					r.l.Release()
+				}
+			}()
+			return nil, &ExitError{Code: signalStatus(sig), Err: err}
+		}
 	}
-	if err != nil && cfg.WaitTimeout > 0 && errors.Is(err, context.DeadlineExceeded) {
-		return nil, &ExitError{Code: ExitHeld,
-			Err: fmt.Errorf("gave up after --wait-timeout %v: %w", cfg.WaitTimeout, err)}
-	}
-	return l, acquireError(cfg, err)
 }
 
-// watchWaitSignals cancels the wait when a signal that ends it arrives. The
-// function it returns stops watching and returns that signal, if any: it
-// ends the run even if the lease was taken in the meantime.
-func watchWaitSignals(sigs <-chan os.Signal, cancel context.CancelCauseFunc) func() os.Signal {
-	if sigs == nil {
-		return func() os.Signal { return nil }
+// wait stands by for the lease, saying who holds it.
+func wait(ctx context.Context, cfg *Config) (*lease.Lease, error) {
+	if st, err := lease.Read(cfg.Path, cfg.LeaseOptions...); err == nil && st.State == lease.StateHeld {
+		r := st.Record
+		cfg.Logger.Info("waiting for the lease", "lease", cfg.Path, "holder", r.InstanceID,
+			"holder_pid", r.PID, "holder_host", r.Host, "expires_at", r.ExpiresAt().Format(time.RFC3339Nano))
+	} else {
+		cfg.Logger.Debug("waiting for the lease", "lease", cfg.Path)
 	}
-	done := make(chan struct{})
-	var (
-		wg  sync.WaitGroup
-		got os.Signal
-	)
-	wg.Go(func() {
-		for {
-			select {
-			case <-done:
-				return
-			case sig := <-sigs:
-				if endsWait(sig) {
-					got = sig
-					cancel(fmt.Errorf("%w by %v", ErrInterrupted, signalName(sig)))
-					return
-				}
-			}
-		}
-	})
-	return func() os.Signal {
-		close(done)
-		wg.Wait()
-		return got
-	}
+	return lease.Wait(ctx, cfg.Path, cfg.TTL, cfg.leaseOptions()...)
 }
 
 // acquireError gives an error of Acquire or Wait its exit status.

@@ -43,15 +43,21 @@ func (c *catcher) wait() { <-c.ready }
 
 // stop stops catching as if at once, without waiting for it: what was
 // caught and not forwarded so far is dropped (as signal.Stop would drop
-// it), and a signal caught after stop is raised again once the signals are
-// released, so that it has its default effect (a TERM during a release hung
-// in a stuck filesystem ends the process).
+// it), and a shutdown signal (TERM, INT, QUIT) caught after stop is raised
+// again once the signals are released, so that it has its default effect (a
+// TERM during a release hung in a stuck filesystem ends the process). Other
+// signals are dropped: a HUP or USR1 sent for the child as it exits must not
+// turn its exit status into ours.
 func (c *catcher) stop() {
 	drain(c.C, func(os.Signal) {})
 	go func() {
 		<-c.ready
 		signal.Stop(c.C)
-		drain(c.C, raise)
+		drain(c.C, func(sig os.Signal) {
+			if isShutdown(sig) {
+				raise(sig)
+			}
+		})
 	}()
 }
 

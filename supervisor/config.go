@@ -47,7 +47,10 @@ type Config struct {
 	StopSignal os.Signal
 	// Meta is stored in the lease record (--meta).
 	Meta map[string]string
-	// Logger receives one line per event. Default: none.
+	// Logger receives one line per event. Default: none. It should not
+	// block for long: the guard never waits for it, but Run logs the
+	// child's start before its guard runs. (The leaserun command writes
+	// through a buffer that drops lines rather than block.)
 	Logger *slog.Logger
 	// LeaseOptions are passed on to lease.Acquire and lease.Wait (e.g.
 	// lease.WithClockSkew); the supervisor adds WithMeta.

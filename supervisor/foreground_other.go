@@ -11,4 +11,6 @@ type terminal struct{}
 
 func takeTerminal(io.Reader, *syscall.SysProcAttr) *terminal { return nil }
 
+func (*terminal) started() {}
+
 func (*terminal) restore() {}

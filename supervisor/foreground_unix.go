@@ -37,8 +37,19 @@ func takeTerminal(stdin io.Reader, attr *syscall.SysProcAttr) *terminal {
 	return &terminal{fd: fd, pgrp: fg}
 }
 
-// restore gives the terminal back to leaserun's process group. leaserun is
-// in the background at that point, so SIGTTOU is ignored around the call.
+// started is called once the child runs in the foreground: leaserun is now
+// a background process of the terminal, and with "stty tostop" its next log
+// line would stop it (SIGTTOU), guard and renewals with it, while the child
+// runs on. So SIGTTOU is ignored until restore. (Not before the child
+// starts: it would inherit the ignored disposition.)
+func (t *terminal) started() {
+	if t != nil {
+		signal.Ignore(syscall.SIGTTOU)
+	}
+}
+
+// restore gives the terminal back to leaserun's process group; SIGTTOU is
+// ignored around the call, which leaserun makes from the background.
 func (t *terminal) restore() {
 	if t == nil {
 		return

@@ -35,7 +35,7 @@ func (g *guard) run() error {
 			return g.expired()
 		}
 		d := g.l.Deadline()
-		if !g.sleepUntil(d.Add(-g.grace - g.margin)) {
+		if !g.sleepWatching(d.Add(-g.grace - g.margin)) {
 			return nil
 		}
 		if g.l.Deadline().After(d) {
@@ -53,7 +53,7 @@ func (g *guard) run() error {
 		if g.kill == nil {
 			return lost
 		}
-		if !g.sleepUntil(d.Add(-g.margin)) {
+		if !g.sleepWatching(d.Add(-g.margin)) {
 			return nil
 		}
 		g.kill()
@@ -64,4 +64,21 @@ func (g *guard) run() error {
 // expired is the loss the caller logs once it has killed the child.
 func (g *guard) expired() error {
 	return &LostError{Path: g.l.Path(), Reason: "the lease expired before it was renewed (was the process frozen?)"}
+}
+
+// sleepWatching sleeps until t, like sleepUntil, but wakes every margin to
+// check Expired: the timer runs on the monotonic clock, which stands still
+// while the machine is suspended, when the lease's wall-clock expiry (which
+// others judge by) runs on. It returns true at t or as soon as the lease
+// has expired, false when interrupted.
+func (g *guard) sleepWatching(t time.Time) bool {
+	for {
+		step := min(time.Until(t), g.margin)
+		if !g.sleepUntil(time.Now().Add(step)) {
+			return false
+		}
+		if step <= 0 || !time.Now().Before(t) || g.l.Expired() {
+			return true
+		}
+	}
 }

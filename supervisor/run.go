@@ -92,6 +92,7 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, path string, cmd *Co
 		return ExitCannotExec, &ExitError{Code: ExitCannotExec,
 			Err: fmt.Errorf("%w: %s: %w", ErrCannotExec, cmd.Args[0], err)}
 	}
+	term.started()
 	log.Info("child started", "pid", c.Process.Pid, "command", cmd.Args[0])
 
 	var lost outcome
@@ -120,7 +121,9 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, path string, cmd *Co
 	if errors.As(g.Run(), &lostErr) {
 		// The group killed the child when this actor returned; only now
 		// may the loss be logged (the log may block on a stuck stderr).
-		log.Error("lease lost", "err", lostErr)
+		if lost.get() == nil { // else the guard logged it as it stopped the child
+			log.Error("lease lost", "err", lostErr)
+		}
 		lost.set(lostErr)
 	}
 	term.restore()
