@@ -48,6 +48,13 @@ const cleanupEvery = 16
 // one failed write, never safety.
 const staleTempAge = 10 * time.Minute
 
+// tempDir is the subdirectory of the version directory where writes in
+// progress are made: not the version directory itself, where each temp file
+// would wake every standby watching it.
+const tempDir = "tmp"
+
+// tempPrefix names the temp files that versions before tempDir made in the
+// version directory itself; cleanup removes those left by a crash.
 const tempPrefix = "tmp-"
 
 func newStore(path string) *store {
@@ -64,7 +71,7 @@ type view struct {
 type listing struct {
 	newest   uint64
 	versions []uint64
-	temps    []string
+	temps    []string // old-style temp files (tempPrefix)
 }
 
 // parseVersion accepts only canonical decimal names, so no version has two
@@ -266,10 +273,11 @@ func (s *store) put(n uint64, rec *Record, durable bool) (outcome, error) {
 	return won, nil
 }
 
-// writeTemp writes data to a new temp file in the version directory (the
-// same filesystem as both link targets), creating the directory if needed.
+// writeTemp writes data to a new temp file in the version directory's
+// tempDir (the same filesystem as both link targets), creating the
+// directories if needed.
 func (s *store) writeTemp(data []byte) (string, error) {
-	name := filepath.Join(s.dir, tempPrefix+uuid.NewString())
+	name := filepath.Join(s.dir, tempDir, uuid.NewString())
 	// Read-only: PATH and the newest version share this inode, so writing
 	// PATH in place would rewrite the truth; the mode stops that (for all but
 	// root). Our own descriptor was opened for writing before the mode applies.
@@ -299,8 +307,10 @@ func (s *store) makeDir() error {
 	if err := s.checkMissing(); err != nil {
 		return err
 	}
-	if err := os.Mkdir(s.dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
+	for _, dir := range []string{s.dir, filepath.Join(s.dir, tempDir)} {
+		if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
 	}
 	return nil
 }
@@ -314,8 +324,19 @@ func (s *store) cleanup(n uint64, l listing) {
 			os.Remove(s.versionPath(v))
 		}
 	}
-	for _, name := range l.temps {
-		p := filepath.Join(s.dir, name)
+	removeStale(s.dir, l.temps)
+	if f, err := os.Open(filepath.Join(s.dir, tempDir)); err == nil {
+		names, _ := f.Readdirnames(-1)
+		f.Close()
+		removeStale(f.Name(), names)
+	}
+}
+
+// removeStale removes the temp files names in dir that are old enough to
+// have been left by a crash.
+func removeStale(dir string, names []string) {
+	for _, name := range names {
+		p := filepath.Join(dir, name)
 		if fi, err := os.Lstat(p); err == nil && time.Since(fi.ModTime()) > staleTempAge {
 			os.Remove(p)
 		}

@@ -68,11 +68,19 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 		} else {
 			next = min(next, v.rec.TTL-now.Sub(observedAt))
 		}
-		select {
-		case <-ctx.Done():
-			return nil, waitError(s, ctx.Err())
-		case <-changes.C:
-		case <-o.clock.After(next):
+		timeout := o.clock.After(next)
+		for woken := false; !woken; {
+			select {
+			case <-ctx.Done():
+				return nil, waitError(s, ctx.Err())
+			case <-changes.C:
+				// The creation of a version we have read already (another
+				// standby's takeover, read before its report came) is no
+				// news: sleep on without reading.
+				woken = changes.newest() > v.seq
+			case <-timeout:
+				woken = true
+			}
 		}
 	}
 }

@@ -1,13 +1,12 @@
 package lease
 
 import (
-	"path/filepath"
-
-	"github.com/fsnotify/fsnotify"
+	"math"
+	"sync/atomic"
 )
 
-// changes delivers a value on C, coalesced, after anything in the watched
-// directory changed. Where nothing can be watched C never fires and the
+// changes delivers a value on C, coalesced, after a new version appeared in
+// the watched directory. Where nothing can be watched C never fires and the
 // caller's polling does all the work.
 type changes struct {
 	C    <-chan struct{}
@@ -15,6 +14,7 @@ type changes struct {
 	// complete: every change to the directory is reported (it is watched
 	// and on a local filesystem), so polling is only a safety net.
 	complete bool
+	n        *notifier
 }
 
 // Close stops watching. It does not wait for the watcher to go: closing an
@@ -24,54 +24,37 @@ type changes struct {
 // goroutine ends once the descriptor is closed.
 func (c changes) Close() { c.stop() }
 
-// watch watches dir, the lease's version directory: every write of the
-// lease creates a file there. It uses inotify, kqueue or
-// ReadDirectoryChangesW through fsnotify; they see only this host's writes.
-func watch(dir string) changes {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return changes{stop: func() {}}
+// newest is the highest version whose creation was reported, or
+// math.MaxUint64 once reports may have been lost. A report of a version no
+// newer than one the caller has read already is no news: the newest version
+// never goes down (docs/DESIGN.md, Lemma 1), so such a version was read as
+// the newest already, or is a stray below it.
+func (c changes) newest() uint64 {
+	if c.n == nil {
+		return math.MaxUint64
 	}
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		return changes{stop: func() {}}
-	}
-	c := make(chan struct{}, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				// Temp files come and go with every write; only a new
-				// version is news.
-				if _, isVersion := parseVersion(filepath.Base(ev.Name)); !isVersion || !ev.Has(fsnotify.Create) {
-					continue
-				}
-				select {
-				case c <- struct{}{}:
-				default:
-				}
-			case _, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				// Events may have been lost (the queue overflowed): have
-				// the caller read the lease again.
-				select {
-				case c <- struct{}{}:
-				default:
-				}
-			}
+	return c.n.newest.Load()
+}
+
+// notifier is the watcher's side of changes.
+type notifier struct {
+	c      chan struct{}
+	newest atomic.Uint64
+}
+
+func newNotifier() *notifier { return &notifier{c: make(chan struct{}, 1)} }
+
+// report says that version v was created; math.MaxUint64 says that
+// creations may have gone unreported.
+func (n *notifier) report(v uint64) {
+	for {
+		old := n.newest.Load()
+		if v <= old || n.newest.CompareAndSwap(old, v) {
+			break
 		}
-	}()
-	return changes{C: c, complete: localFS(dir), stop: func() {
-		go func() {
-			w.Close()
-			<-done
-		}()
-	}}
+	}
+	select {
+	case n.c <- struct{}{}:
+	default:
+	}
 }
