@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -89,10 +90,28 @@ func encodeRecord(r *Record) []byte {
 // readFileBounded reads at most MaxRecordSize+1 bytes of name, enough to
 // tell an oversized file from a record without loading it.
 func readFileBounded(name string) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
+	return retryStale(func() ([]byte, error) {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
+	})
+}
+
+// staleTries bounds retryStale.
+const staleTries = 5
+
+// retryStale runs op again while it fails with ESTALE. A network filesystem
+// (NFS, sshfs) answers ESTALE when a name it had looked up was replaced or
+// removed on the server meanwhile, as PATH is by every write and old
+// versions by cleanup; a fresh lookup then finds the current file.
+func retryStale[T any](op func() (T, error)) (T, error) {
+	for i := 1; ; i++ {
+		v, err := op()
+		if i == staleTries || !errors.Is(err, syscall.ESTALE) {
+			return v, err
+		}
 	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
 }

@@ -91,15 +91,17 @@ func (s *store) versionPath(n uint64) string {
 // list reads the version directory. A missing directory is an empty lease.
 func (s *store) list() (listing, error) {
 	var l listing
-	f, err := os.Open(s.dir)
+	names, err := retryStale(func() ([]string, error) {
+		f, err := os.Open(s.dir)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return f.Readdirnames(-1)
+	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return l, s.checkMissing()
 	}
-	if err != nil {
-		return l, err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
 	if err != nil {
 		return l, err
 	}
@@ -136,7 +138,7 @@ var (
 // checkPath refuses a path that is a directory: writing the lease there
 // would fail only after the version was linked.
 func (s *store) checkPath() error {
-	fi, err := os.Stat(s.path)
+	fi, err := retryStale(func() (fs.FileInfo, error) { return os.Stat(s.path) })
 	if err == nil && fi.IsDir() {
 		return &fs.PathError{Op: "open", Path: s.path, Err: errIsDir}
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,5 +160,30 @@ func TestExpiredByWallClockAfterSuspend(t *testing.T) {
 	clk.Advance(time.Second)
 	if !l.Expired() {
 		t.Fatal("not expired once the record's wall-clock expiry passed")
+	}
+}
+
+// ESTALE from a network filesystem means a name was replaced on the server
+// since it was looked up: the operation is tried again, a bounded number
+// of times.
+func TestRetryStale(t *testing.T) {
+	calls := 0
+	got, err := retryStale(func() (int, error) {
+		calls++
+		if calls < 3 {
+			return 0, &fs.PathError{Op: "stat", Path: "PATH", Err: syscall.ESTALE}
+		}
+		return 7, nil
+	})
+	if got != 7 || err != nil || calls != 3 {
+		t.Fatalf("retryStale = %d, %v after %d calls; want 7, nil after 3", got, err, calls)
+	}
+	calls = 0
+	_, err = retryStale(func() (int, error) {
+		calls++
+		return 0, syscall.ESTALE
+	})
+	if !errors.Is(err, syscall.ESTALE) || calls != staleTries {
+		t.Fatalf("always stale: %v after %d calls; want ESTALE after %d", err, calls, staleTries)
 	}
 }
