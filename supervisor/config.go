@@ -52,6 +52,13 @@ type Config struct {
 	// child's start before its guard runs. (The leaserun command writes
 	// through a buffer that drops lines rather than block.)
 	Logger *slog.Logger
+	// KillOrphans makes the process a child subreaper (Linux), so that what
+	// the command leaves behind outside its process group (a daemon that
+	// called setsid) is reparented to it, and kills all of that once the
+	// command has exited, before the lease is released. It changes the
+	// whole process, and kills every child it has then: the leaserun
+	// command sets it; a Go program with other children should not.
+	KillOrphans bool
 	// LeaseOptions are passed on to lease.Acquire and lease.Wait (e.g.
 	// lease.WithClockSkew); the supervisor adds WithMeta.
 	LeaseOptions []lease.Option

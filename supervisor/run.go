@@ -62,7 +62,8 @@ func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 			sc.stop()
 		}
 	}()
-	reap := newReaper(cfg.hooks != nil && cfg.hooks.reap)
+	subreaper := cfg.KillOrphans && becomeSubreaper()
+	reap := newReaper(subreaper || cfg.hooks != nil && cfg.hooks.reap)
 	defer reap.close()
 
 	l, err := acquire(ctx, &cfg, sc.C)
@@ -72,6 +73,9 @@ func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 	log.Info("acquired", "instance", l.InstanceID(), "epoch", l.Epoch(), "ttl", cfg.TTL)
 	sc.wait() // every signal is caught before the child starts
 	code, err := hold(ctx, &cfg, l, path, &cmd, sc.C, reap, log)
+	if subreaper {
+		killOrphans() // before the release: nothing may outlive the lease
+	}
 	// The child is gone: a TERM during a release hung in a stuck
 	// filesystem may end leaserun. (The release does not wait for the
 	// signals to be released: see catcher.)

@@ -75,6 +75,7 @@ func (r *runCmd) validate() error {
 		WaitTimeout:   r.WaitTimeout,
 		StopSignal:    r.StopSignal.sig,
 		Meta:          meta,
+		KillOrphans:   true,
 	}
 	if r.Grace.set && r.Grace.d == 0 {
 		r.cfg.Grace = supervisor.NoGrace

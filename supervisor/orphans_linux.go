@@ -1,0 +1,65 @@
+package supervisor
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// becomeSubreaper makes this process a child subreaper: what the child
+// leaves behind when its parent dies, even outside its process group (a
+// daemon that called setsid), is reparented here rather than to PID 1, so
+// that killOrphans can find it.
+func becomeSubreaper() bool {
+	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == nil
+}
+
+// killOrphans SIGKILLs and reaps every remaining child of this process, and
+// then the children those leave behind (reparented here in turn), so that
+// nothing the command started runs on once the lease is released. It runs
+// after the command itself has been reaped, when the only children left are
+// orphans.
+func killOrphans() {
+	for range 100 { // each round kills one generation
+		pids := children()
+		if len(pids) == 0 {
+			return
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		for _, pid := range pids {
+			wait4(pid, 0) // ECHILD if the reaper got there first
+		}
+	}
+}
+
+// children lists this process's children, from each process's parent pid
+// in /proc.
+func children() []int {
+	self := os.Getpid()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) >= 2 && fields[0] != "Z" && fields[1] == strconv.Itoa(self) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
