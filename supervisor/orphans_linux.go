@@ -24,6 +24,9 @@ func becomeSubreaper() bool {
 // orphans.
 func killOrphans() {
 	for range 100 { // each round kills one generation
+		if !hasChildren() {
+			return // the common case, and far cheaper than reading /proc
+		}
 		pids := children()
 		if len(pids) == 0 {
 			return
@@ -33,6 +36,20 @@ func killOrphans() {
 		}
 		for _, pid := range pids {
 			wait4(pid, 0) // ECHILD if the reaper got there first
+		}
+	}
+}
+
+// hasChildren reports whether this process has any child, running or not
+// yet reaped. As a subreaper it has none once the command and everything it
+// started are gone: an orphan is reparented here before its parent's exit is
+// reported.
+func hasChildren() bool {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return err != unix.ECHILD
 		}
 	}
 }
