@@ -1,10 +1,13 @@
 package lease
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +64,61 @@ type Lease struct {
 	seq      uint64     // the version this handle wrote last
 	released bool
 	pending  *attempt // a renewal whose outcome an I/O error hid
+
+	codec *recordCodec // encodes this handle's records; set once by take
+}
+
+// recordCodec encodes the records of one handle without reflection. They
+// differ only in RenewedAt and TTL (renewals and releases copy the rest from
+// the acquisition), so it keeps the JSON around those two values, as
+// encodeRecord made it for the acquisition; encoding/json took a twentieth of
+// a renewal. A nil codec encodes with encodeRecord.
+type recordCodec struct {
+	head []byte // the JSON up to and including the key "renewed_at"
+	tail []byte // the JSON after the value of "ttl"
+}
+
+// newRecordCodec makes a codec from r and data, encodeRecord(r). It returns
+// nil if data is not shaped as expected, or if the codec would not encode r
+// exactly as data.
+func newRecordCodec(r *Record, data []byte) *recordCodec {
+	// A quote inside a JSON string is escaped, so the first `,"renewed_at":`
+	// is the key, not part of a value before it.
+	const renewedKey, ttlKey = `,"renewed_at":`, `","ttl":`
+	i := bytes.Index(data, []byte(renewedKey))
+	if i < 0 {
+		return nil
+	}
+	head := data[:i+len(renewedKey)]
+	j := bytes.Index(data[len(head):], []byte(ttlKey))
+	if j < 0 {
+		return nil
+	}
+	rest := data[len(head)+j+len(ttlKey):]
+	k := 0
+	for k < len(rest) && (rest[k] == '-' || '0' <= rest[k] && rest[k] <= '9') {
+		k++
+	}
+	c := &recordCodec{head: slices.Clone(head), tail: slices.Clone(rest[k:])}
+	if !bytes.Equal(c.encode(r), data) {
+		return nil
+	}
+	return c
+}
+
+// encode returns encodeRecord(r) for a record of the codec's handle.
+func (c *recordCodec) encode(r *Record) []byte {
+	if c == nil {
+		return encodeRecord(r)
+	}
+	at, err := r.RenewedAt.MarshalJSON() // as encoding/json writes it
+	if err != nil {
+		return encodeRecord(r)
+	}
+	b := make([]byte, 0, len(c.head)+len(at)+len(`,"ttl":`)+20+len(c.tail))
+	b = append(append(b, c.head...), at...)
+	b = strconv.AppendInt(append(b, `,"ttl":`...), int64(r.TTL), 10)
+	return append(b, c.tail...)
 }
 
 // attempt is one write whose result is not known yet.
@@ -123,6 +181,10 @@ var hostname = sync.OnceValue(func() string {
 	return h
 })
 
+// pid is os.Getpid, which is a system call each time; a Go process never
+// changes its pid.
+var pid = sync.OnceValue(os.Getpid)
+
 // take tries to make a new acquisition the version after v. It returns nil,
 // nil when another writer got there first.
 func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
@@ -130,7 +192,7 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 	wall := start.Round(0)
 	rec := Record{
 		InstanceID: uuid.NewString(),
-		PID:        os.Getpid(),
+		PID:        pid(),
 		Host:       hostname(),
 		AcquiredAt: wall,
 		RenewedAt:  wall,
@@ -138,7 +200,8 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		Meta:       o.meta,
 		Epoch:      s.nextEpoch(v),
 	}
-	if len(encodeRecord(&rec)) > MaxRecordSize-recordGrowth {
+	data := encodeRecord(&rec)
+	if len(data) > MaxRecordSize-recordGrowth {
 		// Everyone else would read it as unreadable, hence free.
 		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", s.path, MaxRecordSize)
 	}
@@ -146,21 +209,21 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		return nil, fmt.Errorf("liblease: %s: no version numbers left after %d; remove %s and %s to reset",
 			s.path, v.seq, s.path, s.dir)
 	}
-	out, err := s.put(v.seq+1, &rec, true)
+	out, err := s.put(v.seq+1, data, true, nil)
 	if err != nil {
 		if out == won {
 			// Linked but not published: give the version up so it doesn't
 			// block the lease for a TTL.
 			released := rec
 			released.TTL = 0
-			s.put(v.seq+2, &released, false)
+			s.put(v.seq+2, encodeRecord(&released), false, nil)
 		}
 		return nil, err
 	}
 	if out != won {
 		return nil, nil
 	}
-	l := &Lease{store: s, ttl: ttl, clock: o.clock, seq: v.seq + 1}
+	l := &Lease{store: s, ttl: ttl, clock: o.clock, seq: v.seq + 1, codec: newRecordCodec(&rec, data)}
 	l.setDeadline(start)
 	l.record.Store(&rec)
 	if l.Expired() {
@@ -198,6 +261,23 @@ func (l *Lease) Expired() bool {
 		return true
 	}
 	return false
+}
+
+// inTime reports whether the version this handle wrote last, l.seq, still
+// protects it from every challenger: it is an unreleased record and neither
+// its monotonic deadline nor its wall-clock expiry has come. These are
+// Expired's two tests, without the over flag (Release sets it before
+// writing, and a renewal that lapsed gives its version up with the old
+// deadline still in place, which only makes the test stricter). put asks it
+// once its link of l.seq+1 returned: then no challenger can have made l.seq+1
+// before that link (docs/DESIGN.md, Lemma 2a). The caller holds l.mu.
+func (l *Lease) inTime() bool {
+	rec := l.record.Load()
+	if rec.Released() {
+		return false
+	}
+	now := l.clock.Now()
+	return now.Before(*l.deadline.Load()) && now.Round(0).Before(rec.ExpiresAt())
 }
 
 // Deadline is the instant Expired turns true unless Renew succeeds first. It
@@ -248,7 +328,7 @@ func (l *Lease) Renew() error {
 	prev := l.record.Load()
 	rec := *prev
 	rec.RenewedAt = start.Round(0)
-	out, err := l.store.put(l.seq+1, &rec, false)
+	out, err := l.store.put(l.seq+1, l.codec.encode(&rec), false, l.inTime)
 	if err != nil {
 		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
 		return fmt.Errorf("liblease: renewing %s: %w", l.store.path, err)
@@ -334,7 +414,7 @@ func (l *Lease) giveUp() error {
 	rec := *l.record.Load()
 	rec.TTL = 0
 	rec.RenewedAt = start.Round(0)
-	out, err := l.store.put(l.seq+1, &rec, false)
+	out, err := l.store.put(l.seq+1, l.codec.encode(&rec), false, l.inTime)
 	if err != nil {
 		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
 		return fmt.Errorf("liblease: releasing %s: %w", l.store.path, err)

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,10 +28,20 @@ import (
 //     newest, so the highest version is the one true state;
 //   - cleanup removes only versions below the writer's own, so the highest
 //     version is never removed, and a stale writer that recreates an old,
-//     removed name finds a higher version beside it and knows it lost.
+//     removed name finds a higher version beside it and knows it lost;
+//   - a holder's renewal or release of n+1 whose link returned while its
+//     version n was still unexpired by its clocks created n+1 for the first
+//     time (no challenger may build on n before n expires), so it needs no
+//     listing to know it won (Lemma 2a). Should the clocks be wrong, a
+//     reused name n+1 is still caught: cleanup removes versions in
+//     ascending order, so n is gone too and the holder lists; and every
+//     cleanupEvery'th version is listed regardless.
 type store struct {
 	path string // the published record
 	dir  string // path + ".d": the versions
+	// vprefix is dir and a separator, which a version number completes to
+	// its file's name; tmp is dir's tempDir.
+	vprefix, tmp string
 }
 
 // keepVersions is how many versions below the newest a writer leaves in
@@ -40,6 +53,11 @@ const keepVersions = 4
 // many versions, a writer removes what lies below keepVersions.
 const cleanupEvery = 16
 
+// tempScanEvery spaces out the look for temp files left by crashes in
+// tempDir, which costs a directory listing of its own: a crash leaves one
+// file, and litter harms nothing.
+const tempScanEvery = 16 * cleanupEvery
+
 // staleTempAge is how old a temp file must be before any writer removes it.
 // A temp file lives for the few operations of one write; one this old was
 // left by a crash (or by a writer frozen so long that its write must fail).
@@ -47,6 +65,11 @@ const cleanupEvery = 16
 // margin is generous: removing a live writer's temp file costs that writer
 // one failed write, never safety.
 const staleTempAge = 10 * time.Minute
+
+// Test hooks, set only by tests that run no writes concurrently:
+// testHookLink runs just before put's link, testHookList at every listing
+// of the version directory.
+var testHookLink, testHookList func()
 
 // tempDir is the subdirectory of the version directory where writes in
 // progress are made: not the version directory itself, where each temp file
@@ -58,7 +81,13 @@ const tempDir = "tmp"
 const tempPrefix = "tmp-"
 
 func newStore(path string) *store {
-	return &store{path: path, dir: path + ".d"}
+	dir := path + ".d"
+	return &store{
+		path:    path,
+		dir:     dir,
+		vprefix: filepath.Clean(dir) + string(filepath.Separator),
+		tmp:     filepath.Join(dir, tempDir),
+	}
 }
 
 // view is what one read of the store found.
@@ -76,42 +105,55 @@ type listing struct {
 
 // parseVersion accepts only canonical decimal names, so no version has two
 // names ("7" and "07").
-func parseVersion(name string) (uint64, bool) {
-	n, err := strconv.ParseUint(name, 10, 64)
-	if err != nil || n == 0 || strconv.FormatUint(n, 10) != name {
+func parseVersion(name string) (uint64, bool) { return parseDecimal(name) }
+
+// parseDecimal is parseVersion for a name as a string or as bytes: digits,
+// no leading zero, not 0, at most math.MaxUint64.
+func parseDecimal[S ~string | ~[]byte](name S) (uint64, bool) {
+	if len(name) == 0 || name[0] == '0' {
 		return 0, false
+	}
+	var n uint64
+	for i := range len(name) {
+		c := name[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
 	}
 	return n, true
 }
 
 func (s *store) versionPath(n uint64) string {
-	return filepath.Join(s.dir, strconv.FormatUint(n, 10))
+	return s.vprefix + strconv.FormatUint(n, 10)
 }
 
 // list reads the version directory. A missing directory is an empty lease.
 func (s *store) list() (listing, error) {
+	if testHookList != nil {
+		testHookList()
+	}
 	var l listing
-	names, err := retryStale(func() ([]string, error) {
-		f, err := os.Open(s.dir)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		return f.Readdirnames(-1)
+	_, err := retryStale(func() (struct{}, error) {
+		l = listing{versions: l.versions[:0]}
+		return struct{}{}, scanDir(s.dir, func(name []byte) {
+			if n, ok := parseDecimal(name); ok {
+				l.versions = append(l.versions, n)
+				l.newest = max(l.newest, n)
+			} else if bytes.HasPrefix(name, []byte(tempPrefix)) {
+				l.temps = append(l.temps, string(name))
+			}
+		})
 	})
 	if errors.Is(err, fs.ErrNotExist) {
-		return l, s.checkMissing()
+		return listing{}, s.checkMissing()
 	}
 	if err != nil {
-		return l, err
-	}
-	for _, name := range names {
-		if n, ok := parseVersion(name); ok {
-			l.versions = append(l.versions, n)
-			l.newest = max(l.newest, n)
-		} else if strings.HasPrefix(name, tempPrefix) {
-			l.temps = append(l.temps, name)
-		}
+		return listing{}, err
 	}
 	return l, nil
 }
@@ -157,7 +199,7 @@ func (s *store) read() (view, error) {
 			return view{}, err
 		}
 		name := s.versionPath(l.newest)
-		data, err := readFileBounded(name)
+		data, err := retryStale(func() ([]byte, error) { return readBounded(name) })
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, lerr := os.Lstat(name); lerr == nil {
 				// A name that exists but can't be opened (a dangling
@@ -180,7 +222,7 @@ func (s *store) read() (view, error) {
 }
 
 // exists reports whether version n exists: a cheap look before a write
-// that would lose.
+// that would lose, or after one that may have reused a name.
 func (s *store) exists(n uint64) bool {
 	_, err := os.Lstat(s.versionPath(n))
 	return err == nil
@@ -195,8 +237,8 @@ const (
 	superseded                // we linked n, but a higher version stood beside it
 )
 
-// put tries to make rec version n, which succeeds only if n-1 was the newest
-// version and nobody else made n first. A write
+// put tries to make data, an encoded record, version n, which succeeds only
+// if n-1 was the newest version and nobody else made n first. A write
 // that linked n but found a higher version beside it is superseded if n was
 // genuinely the next version and others built on it already (only a release
 // may count that as done), and lost if n may be an old name reused from a
@@ -209,8 +251,21 @@ const (
 // version that comes back empty after a power loss is unreadable, and the
 // next acquisition then takes epoch n+1, still above the lost one's
 // (nextEpoch).
-func (s *store) put(n uint64, rec *Record, durable bool) (outcome, error) {
-	data := encodeRecord(rec)
+//
+// inTime is nil for an acquisition. For a holder's renewal or release it
+// reports whether version n-1 is the holder's own unreleased record and
+// still unexpired by the holder's clocks (Lease.inTime); put asks it after
+// its link of n returned. If so, no challenger can have made n before that
+// link, so the link was n's first creation, and the listing that guards
+// against a reused name is skipped (Lemma 2a in docs/DESIGN.md). put lists
+// all the same when link did not itself report success (the NFS read-back
+// below), on every cleanupEvery'th version (cleanup needs the listing), and
+// when version n-1 is gone: cleanup removes versions in ascending order, so
+// name n can have been removed and reused only after n-1 was. That cannot
+// happen while the clock assumption holds; the look at n-1 and the listing
+// of every cleanupEvery'th version bound what a broken one costs (a holder
+// that wins reused name after reused name).
+func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (outcome, error) {
 	if len(data) > MaxRecordSize {
 		// Readers would find it unreadable, hence free.
 		return lost, errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", s.path, len(data), MaxRecordSize)
@@ -227,7 +282,15 @@ func (s *store) put(n uint64, rec *Record, durable bool) (outcome, error) {
 
 	// The compare-and-swap: link fails with EEXIST if version n exists.
 	target := s.versionPath(n)
-	if err := os.Link(tmp, target); err != nil {
+	if testHookLink != nil {
+		testHookLink()
+	}
+	err = os.Link(tmp, target)
+	// The clock is read only once the link returned: a holder frozen after
+	// some earlier check and before its link, while a takeover went past a
+	// cleanup, is the writer whose link may reuse a removed name.
+	fresh := err == nil && inTime != nil && n%cleanupEvery != 0 && inTime() && s.exists(n-1)
+	if err != nil {
 		// Not every server says EEXIST: sftp-server reports a generic
 		// failure, which sshfs turns into EPERM. Whatever the error, if the
 		// target exists now, someone made it. (After EEXIST it may be gone
@@ -239,25 +302,30 @@ func (s *store) put(n uint64, rec *Record, durable bool) (outcome, error) {
 		// EEXIST although it succeeded: the version is ours if it holds
 		// exactly our bytes (they include a nanosecond timestamp and our
 		// InstanceID, so no one else writes them).
-		if existing, rerr := readFileBounded(target); rerr != nil || !bytes.Equal(existing, data) {
+		if existing, rerr := retryStale(func() ([]byte, error) { return readBounded(target) }); rerr != nil || !bytes.Equal(existing, data) {
 			return lost, nil
 		}
 	}
 
 	// Guard against reused names: if n was made, removed by cleanup and made
-	// again by us from a stale read, a higher version stands beside it.
-	l, err := s.list()
-	if err != nil {
-		return lost, err
-	}
-	if l.newest != n {
-		// Name n can have been removed before our link only if some writer
-		// made a version above n+keepVersions; with none, ours was n's
-		// first and only creation, and others have built on it since.
-		if l.newest <= n+keepVersions {
-			return superseded, nil
+	// again by us from a stale read, a higher version stands beside it. A
+	// holder's link made in time cannot reuse a name (inTime above).
+	var l listing
+	if !fresh {
+		l, err = s.list()
+		if err != nil {
+			return lost, err
 		}
-		return lost, nil
+		if l.newest != n {
+			// Name n can have been removed before our link only if some
+			// writer made a version above n+keepVersions; with none, ours
+			// was n's first and only creation, and others have built on it
+			// since.
+			if l.newest <= n+keepVersions {
+				return superseded, nil
+			}
+			return lost, nil
+		}
 	}
 
 	if durable {
@@ -265,7 +333,7 @@ func (s *store) put(n uint64, rec *Record, durable bool) (outcome, error) {
 			return won, err
 		}
 	}
-	if err := os.Rename(tmp, s.path); err != nil {
+	if err := replaceFile(tmp, s.path); err != nil {
 		return won, err
 	}
 	tmp = ""
@@ -279,37 +347,41 @@ func (s *store) put(n uint64, rec *Record, durable bool) (outcome, error) {
 // tempDir (the same filesystem as both link targets), creating the
 // directories if needed.
 func (s *store) writeTemp(data []byte) (string, error) {
-	name := filepath.Join(s.dir, tempDir, uuid.NewString())
+	name := filepath.Join(s.tmp, tempName())
 	// Read-only: PATH and the newest version share this inode, so writing
 	// PATH in place would rewrite the truth; the mode stops that (for all but
 	// root). Our own descriptor was opened for writing before the mode applies.
 	const mode = 0o444
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	err := createExcl(name, data, mode)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := s.makeDir(); err != nil {
 			return "", err
 		}
-		f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		err = createExcl(name, data, mode)
 	}
 	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(name)
 		return "", err
 	}
 	return name, nil
 }
 
+// tempName returns a name no other write uses: a random prefix drawn once
+// per process (122 random bits, as a UUID) and a count of the process's
+// writes. Drawing a UUID per write cost more than the rest of the name.
+func tempName() string {
+	return tempNamePrefix() + strconv.FormatUint(tempNameCount.Add(1), 10)
+}
+
+var (
+	tempNamePrefix = sync.OnceValue(func() string { return uuid.NewString() + "-" })
+	tempNameCount  atomic.Uint64
+)
+
 func (s *store) makeDir() error {
 	if err := s.checkMissing(); err != nil {
 		return err
 	}
-	for _, dir := range []string{s.dir, filepath.Join(s.dir, tempDir)} {
+	for _, dir := range []string{s.dir, s.tmp} {
 		if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
@@ -318,19 +390,25 @@ func (s *store) makeDir() error {
 }
 
 // cleanup removes versions well below n (which the caller just made newest)
-// and temp files old enough to be left by a crash. It is best effort: a
-// failure leaves litter, never an unsafe state.
+// and temp files old enough to be left by a crash: old-style ones, which
+// the listing shows, and every tempScanEvery versions those in tempDir. It
+// is best effort: a failure leaves litter, never an unsafe state. It
+// removes versions in ascending order, so that a version is gone only once
+// those below it are: put relies on that to notice a reused name cheaply.
 func (s *store) cleanup(n uint64, l listing) {
+	slices.Sort(l.versions)
 	for _, v := range l.versions {
 		if v+keepVersions < n {
 			os.Remove(s.versionPath(v))
 		}
 	}
 	removeStale(s.dir, l.temps)
-	if f, err := os.Open(filepath.Join(s.dir, tempDir)); err == nil {
-		names, _ := f.Readdirnames(-1)
-		f.Close()
-		removeStale(f.Name(), names)
+	if n%tempScanEvery != 0 {
+		return
+	}
+	var names []string
+	if scanDir(s.tmp, func(name []byte) { names = append(names, string(name)) }) == nil {
+		removeStale(s.tmp, names)
 	}
 }
 

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -71,7 +74,7 @@ func TestStaleWriterReusingRemovedVersionLoses(t *testing.T) {
 		InstanceID: "stale-writer", PID: 1, Host: "elsewhere",
 		AcquiredAt: clk.Now(), RenewedAt: clk.Now(), TTL: ttl, Epoch: 2,
 	}
-	out, err := s.put(low, &stale, true)
+	out, err := s.put(low, encodeRecord(&stale), true, nil)
 	if err != nil || out != lost {
 		t.Fatalf("stale put of removed version %d: outcome %v, %v; want lost", low, out, err)
 	}
@@ -92,7 +95,7 @@ func TestStaleWriterReusingRemovedVersionLoses(t *testing.T) {
 
 	// Names still in place: the link itself fails.
 	for _, n := range []uint64{newest - 1, newest} {
-		if out, err := s.put(n, &stale, false); err != nil || out != lost {
+		if out, err := s.put(n, encodeRecord(&stale), false, nil); err != nil || out != lost {
 			t.Fatalf("stale put of existing version %d: outcome %v, %v; want lost", n, out, err)
 		}
 	}
@@ -132,7 +135,7 @@ func TestPutRefusesWhenNewerExists(t *testing.T) {
 	}
 	rec := l.Record()
 	rec.InstanceID = "stale"
-	if out, err := s.put(1, &rec, false); err != nil || out != superseded {
+	if out, err := s.put(1, encodeRecord(&rec), false, nil); err != nil || out != superseded {
 		t.Fatalf("put of version 1 below version 2: outcome %v, %v; want superseded", out, err)
 	}
 	clk.Advance(time.Second)
@@ -185,5 +188,415 @@ func TestRetryStale(t *testing.T) {
 	})
 	if !errors.Is(err, syscall.ESTALE) || calls != staleTries {
 		t.Fatalf("always stale: %v after %d calls; want ESTALE after %d", err, calls, staleTries)
+	}
+}
+
+// setHooks installs test hooks for one test.
+func setHooks(t *testing.T, link, list func()) {
+	t.Helper()
+	testHookLink, testHookList = link, list
+	t.Cleanup(func() { testHookLink, testHookList = nil, nil })
+}
+
+// A renewal that began in time but whose link returned after the deadline
+// (the holder froze in between) must not trust the clock: a challenger may
+// have taken over meanwhile and gone so far that cleanup removed the name
+// the renewal links. The listing after the link finds the challenger's
+// versions and the renewal is lost. Here version s, whose absence would
+// betray the reused name more cheaply, is back as a stray (a stale writer
+// can recreate it), so only the clock check after the link stands between
+// the renewal and a false win: were the clock read before the link, or not
+// at all, the renewal would publish its record over the challenger's.
+func TestRenewalLinkedAfterDeadlineLists(t *testing.T) {
+	const ttl = 10 * time.Second
+	path := filepath.Join(t.TempDir(), "lease")
+	clk := fakeclock.New(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC))
+	h, err := Acquire(path, ttl, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if err := h.Renew(); err != nil { // version 2
+		t.Fatal(err)
+	}
+	s := newStore(path)
+	prev := h.seq
+	prevBytes, err := os.ReadFile(s.versionPath(prev))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var taker *Lease
+	froze := false
+	setHooks(t, func() {
+		if froze {
+			return
+		}
+		froze = true
+		// The holder wrote its temp file and froze before linking, for
+		// longer than its TTL; a challenger took the lease over and renewed
+		// past two cleanups.
+		clk.Advance(2 * ttl)
+		var err error
+		if taker, err = Acquire(path, ttl, WithClock(clk)); err != nil {
+			t.Fatalf("challenger's Acquire: %v", err)
+		}
+		for taker.seq < 2*cleanupEvery {
+			clk.Advance(time.Second)
+			if err := taker.Renew(); err != nil {
+				t.Fatalf("challenger's Renew: %v", err)
+			}
+		}
+		if s.exists(prev+1) || s.exists(prev) {
+			t.Fatalf("versions %d and %d not cleaned up; the test needs them gone", prev, prev+1)
+		}
+		if err := os.WriteFile(s.versionPath(prev), prevBytes, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}, nil)
+
+	err = h.Renew()
+	if !froze {
+		t.Fatal("the renewal did not link")
+	}
+	if !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), taker.InstanceID()) {
+		t.Fatalf("Renew linked after its deadline: %v; want ErrLost naming the challenger %s", err, taker.InstanceID())
+	}
+	if !h.Expired() {
+		t.Fatal("the holder is not Expired after losing")
+	}
+	published, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := decodeRecord(published); err != nil || rec.InstanceID != taker.InstanceID() {
+		t.Fatalf("published record %s, want the challenger's (%s)", published, taker.InstanceID())
+	}
+	v, err := s.read()
+	if err != nil || v.seq != taker.seq || v.rec == nil || v.rec.InstanceID != taker.InstanceID() {
+		t.Fatalf("newest version %d %+v, %v; want %d held by the challenger", v.seq, v.rec, err, taker.seq)
+	}
+	if err := taker.Renew(); err != nil {
+		t.Fatalf("challenger's Renew after the stale renewal: %v", err)
+	}
+}
+
+// A renewal or release linked in time skips the listing, except on the
+// versions where cleanup runs, which need one anyway.
+func TestRenewalInTimeSkipsListing(t *testing.T) {
+	const ttl = 10 * time.Second
+	path := filepath.Join(t.TempDir(), "lease")
+	clk := fakeclock.New(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC))
+	l, err := Acquire(path, ttl, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists := 0
+	setHooks(t, nil, func() { lists++ })
+	for range 2 * cleanupEvery {
+		clk.Advance(ttl / 3)
+		lists = 0
+		if err := l.Renew(); err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if l.seq%cleanupEvery == 0 {
+			want = 1
+		}
+		if lists != want {
+			t.Fatalf("renewal to version %d listed the directory %d times, want %d", l.seq, lists, want)
+		}
+	}
+	if l.seq%cleanupEvery == cleanupEvery-1 {
+		t.Fatal("the release would fall on a cleanup version")
+	}
+	lists = 0
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if lists != 0 {
+		t.Fatalf("release in time listed the directory %d times, want 0", lists)
+	}
+	v, err := newStore(path).read()
+	if err != nil || v.rec == nil || !v.rec.Released() || v.rec.InstanceID != l.InstanceID() {
+		t.Fatalf("after Release: newest %d %+v, %v; want released by %s", v.seq, v.rec, err, l.InstanceID())
+	}
+
+	// A handle that lapsed gives its version up with a listing.
+	l, err = Acquire(path, ttl, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(ttl)
+	lists = 0
+	if err := l.Renew(); !errors.Is(err, ErrLost) {
+		t.Fatalf("Renew after the deadline: %v, want ErrLost", err)
+	}
+	if v, err := newStore(path).read(); err != nil || v.rec == nil || !v.rec.Released() {
+		t.Fatalf("the lapsed handle did not give its version up: %+v, %v", v.rec, err)
+	}
+	if lists < 2 { // lostError's read, then giveUp's put
+		t.Fatalf("a lapsed handle's give-up listed the directory %d times, want a listing after its link", lists)
+	}
+}
+
+// put with inTime, on a directory where a higher version stands beside
+// the free name n: a state the clock argument says cannot arise, so it
+// shows whether put listed. It must trust the clock only when inTime,
+// asked after the link, says so, version n-1 is still there, and n is not a
+// cleanup version; an acquisition (inTime nil) always lists.
+func TestPutTrustsTheClockOnlyAfterTheLink(t *testing.T) {
+	const n = 2
+	rec := Record{InstanceID: "holder", PID: 1, Host: "h", TTL: time.Minute, Epoch: 1,
+		AcquiredAt: time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC), RenewedAt: time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)}
+	setup := func(t *testing.T, n uint64) *store {
+		t.Helper()
+		s := newStore(filepath.Join(t.TempDir(), "lease"))
+		if err := s.makeDir(); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []uint64{n - 1, n + keepVersions + 5} {
+			if err := os.WriteFile(s.versionPath(v), encodeRecord(&rec), 0o444); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	always := func() bool { return true }
+	for _, tc := range []struct {
+		name   string
+		n      uint64
+		inTime func() bool
+		prep   func(t *testing.T, s *store) func() bool // may replace inTime
+		want   outcome
+	}{
+		{name: "in time", n: n, inTime: always, want: won},
+		{name: "acquisition", n: n, inTime: nil, want: lost},
+		{name: "expired", n: n, inTime: func() bool { return false }, want: lost},
+		{name: "cleanup version", n: cleanupEvery, inTime: always, want: lost},
+		{name: "previous version gone", n: n, inTime: always, want: lost,
+			prep: func(t *testing.T, s *store) func() bool {
+				if err := os.Remove(s.versionPath(n - 1)); err != nil {
+					t.Fatal(err)
+				}
+				return always
+			}},
+		{name: "deadline passes before the link", n: n, want: lost,
+			prep: func(t *testing.T, s *store) func() bool {
+				linked := false
+				setHooks(t, func() { linked = true }, nil)
+				return func() bool { return !linked }
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := setup(t, tc.n)
+			inTime := tc.inTime
+			if tc.prep != nil {
+				inTime = tc.prep(t, s)
+			}
+			r := rec
+			r.RenewedAt = r.RenewedAt.Add(time.Second)
+			out, err := s.put(tc.n, encodeRecord(&r), false, inTime)
+			if err != nil || out != tc.want {
+				t.Fatalf("put(%d): %v, %v; want %v", tc.n, out, err, tc.want)
+			}
+			published, err := os.ReadFile(s.path)
+			if tc.want == won && (err != nil || !bytes.Equal(published, encodeRecord(&r))) {
+				t.Fatalf("won but published %q, %v", published, err)
+			}
+			if tc.want != won && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("lost but published %q, %v", published, err)
+			}
+		})
+	}
+}
+
+// inTime: Expired's two tests (monotonic deadline, wall-clock expiry of the
+// record) without the over flag, and never for a released record.
+func TestInTime(t *testing.T) {
+	const ttl = 10 * time.Second
+	clk := fakeclock.New(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC))
+	l, err := Acquire(filepath.Join(t.TempDir(), "lease"), ttl, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.inTime() {
+		t.Fatal("not in time right after Acquire")
+	}
+	l.over.Store(true) // as Release does before writing
+	if !l.inTime() {
+		t.Fatal("not in time once over is set")
+	}
+	l.over.Store(false)
+	clk.Advance(ttl - 1)
+	if !l.inTime() {
+		t.Fatal("not in time just before the deadline")
+	}
+	clk.Advance(1)
+	if l.inTime() {
+		t.Fatal("in time at the deadline")
+	}
+	// A monotonic deadline that stood still (a suspend): the record's
+	// wall-clock expiry decides.
+	far := clk.Now().Add(time.Hour)
+	l.deadline.Store(&far)
+	if l.inTime() {
+		t.Fatal("in time after the record's wall-clock expiry")
+	}
+	rec := l.Record()
+	rec.RenewedAt = clk.Now()
+	l.record.Store(&rec)
+	if !l.inTime() {
+		t.Fatal("not in time with a fresh record and deadline")
+	}
+	rec.TTL = 0
+	rec.RenewedAt = clk.Now().Add(time.Hour) // even if the wall clock went back
+	l.record.Store(&rec)
+	if l.inTime() {
+		t.Fatal("in time after the handle's own release")
+	}
+}
+
+// The codec encodes exactly as encodeRecord does.
+func TestRecordCodec(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("x", -(3*3600 + 30*60)), time.FixedZone("y", 14*3600)}
+	at := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	bases := []Record{
+		{InstanceID: "a", PID: 1, Host: "h", AcquiredAt: at, RenewedAt: at, TTL: time.Second, Epoch: 1},
+		{InstanceID: `q"uo\te,"renewed_at":"x`, PID: 1 << 30, Host: `<&>,"ttl":1`, AcquiredAt: at.Add(123456789),
+			RenewedAt: at, TTL: 90 * time.Minute, Epoch: 1 << 60,
+			Meta: map[string]string{"k": `,"renewed_at":`, "é": "\xff\x00", "z": ""}},
+		{InstanceID: "b", Host: "", AcquiredAt: at, RenewedAt: at, TTL: 1, Epoch: 7, Meta: map[string]string{}},
+	}
+	for i, base := range bases {
+		c := newRecordCodec(&base, encodeRecord(&base))
+		if c == nil {
+			t.Fatalf("record %d: no codec", i)
+		}
+		for _, z := range zones {
+			for _, d := range []time.Duration{0, 1, 1000, 123456000, 999999999, 48 * time.Hour} {
+				for _, ttl := range []time.Duration{0, 1, time.Minute, 1<<63 - 1} {
+					r := base
+					r.RenewedAt = at.Add(d).In(z)
+					r.TTL = ttl
+					if got, want := c.encode(&r), encodeRecord(&r); !bytes.Equal(got, want) {
+						t.Fatalf("record %d: encode = %s, encodeRecord = %s", i, got, want)
+					}
+				}
+			}
+		}
+	}
+	if c := newRecordCodec(&bases[0], []byte(`{"instance_id":"a"}`)); c != nil {
+		t.Fatal("codec from a foreign encoding")
+	}
+	var none *recordCodec
+	if got, want := none.encode(&bases[1]), encodeRecord(&bases[1]); !bytes.Equal(got, want) {
+		t.Fatalf("nil codec: %s, want %s", got, want)
+	}
+}
+
+// parseDecimal accepts exactly the canonical decimals from 1 to
+// math.MaxUint64, as strconv does.
+func TestParseDecimal(t *testing.T) {
+	ref := func(name string) (uint64, bool) {
+		n, err := strconv.ParseUint(name, 10, 64)
+		if err != nil || n == 0 || strconv.FormatUint(n, 10) != name {
+			return 0, false
+		}
+		return n, true
+	}
+	names := []string{"", "0", "00", "01", "1", "9", "10", "+1", "-1", "1a", " 1", "1 ", "1_0", "0x1",
+		"18446744073709551615", "18446744073709551616", "99999999999999999999", "184467440737095516150",
+		"tmp", "tmp-1", "\x001"}
+	for i := range 2000 {
+		names = append(names, strconv.Itoa(i), strconv.FormatUint(math.MaxUint64-uint64(i), 10))
+	}
+	for _, name := range names {
+		n, ok := parseDecimal(name)
+		m, ok2 := parseDecimal([]byte(name))
+		wn, wok := ref(name)
+		if n != wn || ok != wok || m != wn || ok2 != wok {
+			t.Errorf("parseDecimal(%q) = %d %v (bytes: %d %v), want %d %v", name, n, ok, m, ok2, wn, wok)
+		}
+	}
+}
+
+// scanDir sees every entry of a directory larger than its buffer.
+func TestScanDirLarge(t *testing.T) {
+	dir := t.TempDir()
+	want := map[string]bool{}
+	for i := range 700 {
+		name := strconv.Itoa(i) + strings.Repeat("x", i%200)
+		want[name] = true
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]bool{}
+	if err := scanDir(dir, func(name []byte) { got[string(name)] = true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("scanDir saw %d entries, want %d", len(got), len(want))
+	}
+	for name := range want {
+		if !got[name] {
+			t.Fatalf("scanDir missed %q", name)
+		}
+	}
+	if err := scanDir(filepath.Join(dir, "missing"), func([]byte) {}); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("scanDir of a missing directory: %v, want ErrNotExist", err)
+	}
+}
+
+// Temp files left by crashes go once they are old, at the versions where
+// cleanup looks for them; fresh ones (a write in progress) stay.
+func TestCleanupRemovesStaleTemps(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lease")
+	clk := fakeclock.New(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC))
+	l, err := Acquire(path, time.Hour, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(path)
+	old := time.Now().Add(-2 * staleTempAge)
+	var stale, fresh []string
+	for _, p := range []string{filepath.Join(s.tmp, "crashed"), filepath.Join(s.dir, tempPrefix+"crashed")} {
+		if err := os.WriteFile(p, nil, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+		stale = append(stale, p)
+	}
+	for _, p := range []string{filepath.Join(s.tmp, "in-progress"), filepath.Join(s.dir, tempPrefix+"in-progress")} {
+		if err := os.WriteFile(p, nil, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		fresh = append(fresh, p)
+	}
+	gone := func(p string) bool {
+		_, err := os.Lstat(p)
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	for l.seq < tempScanEvery {
+		if l.seq == cleanupEvery && !gone(stale[1]) {
+			t.Fatalf("old-style temp file %s left after the first cleanup", stale[1])
+		}
+		clk.Advance(time.Second)
+		if err := l.Renew(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range stale {
+		if !gone(p) {
+			t.Errorf("stale temp file %s left after version %d", p, l.seq)
+		}
+	}
+	for _, p := range fresh {
+		if gone(p) {
+			t.Errorf("fresh temp file %s removed", p)
+		}
 	}
 }
