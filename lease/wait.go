@@ -18,8 +18,13 @@ import (
 // otherwise, and for changes made by other hosts, it reads the lease every
 // poll interval (WithPollInterval; by default ttl/10 between 10ms and 1s,
 // or once a TTL, at most 30s, on a local filesystem it watches, which no
-// other host can write). I/O errors end the wait. When ctx ends
-// first, the error wraps both ErrHeld and ctx.Err().
+// other host can write). On a local filesystem on Linux, the Waits for one
+// lease on this host line up through flock(2) locks on PATH.d/standby and
+// PATH.d/standby.next, and only the first in line is woken by changes: a
+// hint that spares the others, which still read the lease every poll
+// interval, never a condition of safety (docs/DESIGN.md). I/O errors end
+// the wait. When ctx ends first, the error wraps both ErrHeld and
+// ctx.Err().
 func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (*Lease, error) {
 	o := buildOptions(opts)
 	if err := validate(path, ttl, &o); err != nil {
@@ -31,6 +36,17 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 	}
 	changes := watch(s.dir)
 	defer changes.Close()
+	line := changes.line
+	// The line's timers run on the real clock: they pace the standbys'
+	// moves up the line (line_linux.go), not the lease. retry follows a
+	// failed move; handOver, armed once the standby leads, ends its hold on
+	// the place next in line.
+	retry, handOver := time.NewTimer(0), time.NewTimer(0)
+	retry.Stop()
+	handOver.Stop()
+	defer retry.Stop()
+	defer handOver.Stop()
+	handOverArmed := false
 	if o.pollInterval == 0 {
 		o.pollInterval = defaultPollInterval(ttl, changes.complete)
 	}
@@ -43,6 +59,10 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, waitError(s, err)
+		}
+		if line.leads() && !handOverArmed {
+			handOverArmed = true
+			handOver.Reset(handOverAfter)
 		}
 		v, err := s.read()
 		if err != nil {
@@ -78,18 +98,48 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 				// standby's takeover, read before its report came) is no
 				// news: sleep on without reading.
 				woken = changes.newest() > v.seq
+			case <-line.closed():
+				// Someone left a place in the line. A standby that died
+				// closed its gates before the kernel dropped its locks: if
+				// we cannot move up, try once more a moment later. A new
+				// head reads at once: versions made before it watched
+				// went unreported.
+				moved, lead := line.advance()
+				if !moved {
+					retry.Reset(retryAfter)
+				}
+				woken = lead
+			case <-retry.C:
+				_, woken = line.advance()
+			case <-handOver.C:
+				line.handOver()
 			case <-timeout:
+				// A standby ahead that is frozen or stuck never leaves its
+				// place: try to move up at every poll too.
+				line.advance()
 				woken = true
 			}
 		}
 	}
 }
 
+// retryAfter is how long after a failed try to move up the line, on the
+// close of a gate, a standby tries once more.
+const retryAfter = 5 * time.Millisecond
+
+// handOverAfter is how long a standby that has moved up to the head of the
+// line keeps the place next in line before it lets the standbys behind it
+// take the place: by then the hand-off that moved it up, in which the
+// standby before it took the lease and starts its work, is over, and their
+// waking up no longer competes with that work for the CPU.
+const handOverAfter = 20 * time.Millisecond
+
 // defaultPollInterval is ttl/10, between 10ms and 1s, so that a change
 // made by another host is seen soon; but where every change is reported
 // (a watched directory on a local filesystem, which no other host writes)
-// polling only guards against a lost notification, and a standby need not
-// wake more often than once a TTL (at most 30s) for it: a hundred idle
+// polling only guards against a lost notification (or, behind the head of
+// the line of standbys, against a head that is frozen), and a standby need
+// not wake more often than once a TTL (at most 30s) for it: a hundred idle
 // standbys then cost next to nothing.
 func defaultPollInterval(ttl time.Duration, notified bool) time.Duration {
 	if notified {

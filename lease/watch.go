@@ -15,14 +15,20 @@ type changes struct {
 	// and on a local filesystem), so polling is only a safety net.
 	complete bool
 	n        *notifier
+	// line is this standby's place in the line of the standbys of the
+	// lease on this host; nil where there is none (line_linux.go).
+	line *line
 }
 
-// Close stops watching. It does not wait for the watcher to go: closing an
-// inotify descriptor waits in the kernel for an SRCU grace period
-// (fsnotify_destroy_group), 5-15ms here, and the new holder that Wait
-// returns should not wait for that before it starts work. The watcher's
-// goroutine ends once the descriptor is closed.
-func (c changes) Close() { c.stop() }
+// Close leaves the line and stops watching. It does not wait for the
+// watcher to go: closing an inotify descriptor waits in the kernel for an
+// SRCU grace period (fsnotify_destroy_group), 5-15ms here, and the new
+// holder that Wait returns should not wait for that before it starts work.
+// The watcher's goroutine ends once the descriptor is closed.
+func (c changes) Close() {
+	c.line.leave()
+	c.stop()
+}
 
 // newest is the highest version whose creation was reported, or
 // math.MaxUint64 once reports may have been lost. A report of a version no

@@ -1,0 +1,177 @@
+//go:build linux
+
+package lease
+
+import (
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// The gates of the standby line, in the version directory: not version
+// names, so the protocol ignores them, and not in tempDir, whose old files
+// cleanup removes.
+const (
+	gateName = "standby"      // its flock(2) makes the head of the line
+	nextName = "standby.next" // its flock(2) makes the standby next in line
+)
+
+// place is a standby's place in the line.
+type place int
+
+const (
+	placeBehind place = iota // watches the next gate
+	placeNext                // holds the next gate and watches the gate
+	placeHead                // holds the gate and watches the version directory
+)
+
+// line is this standby's place in the line of the standbys of one lease on
+// this host. Only the head watches the version directory; only the standby
+// next in line watches the head's gate; the others watch the next gate. A
+// close of a gate (IN_CLOSE_WRITE: standbys open the gates for writing)
+// says that someone may have left a place, and wakes only those who may
+// take it. A hint against a thundering herd, never a safety mechanism:
+// docs/DESIGN.md, "The line of standbys".
+type line struct {
+	w          *inotify
+	gate, next int // descriptors of the gates; next is -1 once given up
+	place      place
+}
+
+// joinLine opens the gate, creating it if need be, and tries to lead; if it
+// cannot, it opens and watches the next gate, and then tries to be next.
+// Each watch comes before the try it backs, so that a standby that leaves a
+// place after our try wakes us. It returns nil, for no line, if a gate
+// cannot be opened, watched or locked (a read-only directory, a filesystem
+// without flock): the standby then watches the directory as if there were
+// no line.
+func joinLine(w *inotify) *line {
+	gate, err := openGate(w.dir, gateName)
+	if err != nil {
+		return nil
+	}
+	l := &line{w: w, gate: gate, next: -1}
+	if ok, err := tryLock(gate); err != nil {
+		l.leave()
+		return nil
+	} else if ok && l.takeHead() {
+		return l
+	}
+	if l.next, err = openGate(w.dir, nextName); err != nil || !w.watchGate(filepath.Join(w.dir, nextName)) {
+		l.leave()
+		return nil
+	}
+	if ok, err := tryLock(l.next); err != nil {
+		l.leave()
+		return nil
+	} else if ok && !l.takeNext() {
+		l.leave()
+		return nil
+	}
+	return l
+}
+
+func openGate(dir, name string) (int, error) {
+	return unix.Open(filepath.Join(dir, name), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o666)
+}
+
+// tryLock takes the flock of fd if it is free, never blocking.
+func tryLock(fd int) (bool, error) {
+	switch err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err {
+	case nil:
+		return true, nil
+	case unix.EWOULDBLOCK:
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// takeNext makes the standby, holding the next gate, next in line: it
+// watches the gate, and then tries it, since the head may have left before
+// the watch. It reports false, holding nothing, if it cannot watch.
+func (l *line) takeNext() bool {
+	if !l.w.watchGate(filepath.Join(l.w.dir, gateName)) {
+		unix.Flock(l.next, unix.LOCK_UN)
+		return false
+	}
+	l.place = placeNext
+	if ok, _ := tryLock(l.gate); ok {
+		l.takeHead()
+	}
+	return true
+}
+
+// takeHead makes the standby, holding the gate, the head: it watches the
+// version directory. It reports false, having let the gate go, if it cannot.
+func (l *line) takeHead() bool {
+	if l.w.watchDir() {
+		l.place = placeHead
+		return true
+	}
+	// Don't hold the gate without watching: let another standby lead.
+	unix.Flock(l.gate, unix.LOCK_UN)
+	return false
+}
+
+// closed delivers after a watched gate was closed, while this standby waits
+// behind the head; nil otherwise.
+func (l *line) closed() <-chan struct{} {
+	if l == nil || l.place == placeHead {
+		return nil
+	}
+	return l.w.gate
+}
+
+// leads reports whether the standby heads the line.
+func (l *line) leads() bool { return l != nil && l.place == placeHead }
+
+// advance tries, without blocking, to move up the line: to its head, or
+// else to next. It reports whether the standby moved, and whether it has
+// just become the head: then it watches the version directory, and the
+// caller must read the lease at once, since versions made before the watch
+// went unreported.
+func (l *line) advance() (moved, lead bool) {
+	if l == nil || l.place == placeHead {
+		return false, false
+	}
+	if ok, _ := tryLock(l.gate); ok {
+		lead = l.takeHead()
+		return lead, lead
+	}
+	if l.place == placeBehind {
+		if ok, _ := tryLock(l.next); ok && l.takeNext() {
+			return true, l.place == placeHead
+		}
+	}
+	return false, false
+}
+
+// handOver gives up the next gate, which a standby that moved up to the
+// head keeps for a moment (Wait's handOverAfter): its close wakes the
+// standbys behind to take the place.
+func (l *line) handOver() {
+	if l == nil || l.place != placeHead || l.next < 0 {
+		return
+	}
+	unix.Flock(l.next, unix.LOCK_UN)
+	unix.Close(l.next)
+	l.next = -1
+}
+
+// leave leaves the line. It unlocks both gates before closing either, since
+// a close wakes others to take the places, and a close alone releases a
+// lock only after the wake-up.
+func (l *line) leave() {
+	if l == nil {
+		return
+	}
+	unix.Flock(l.gate, unix.LOCK_UN)
+	if l.next >= 0 {
+		unix.Flock(l.next, unix.LOCK_UN)
+	}
+	unix.Close(l.gate)
+	if l.next >= 0 {
+		unix.Close(l.next)
+	}
+}
