@@ -13,11 +13,14 @@ import (
 // to every start and, worse, to every hand-off: the release that lets a
 // standby in would wait for it. So the signals that end a wait are caught
 // before catchSignals returns and the rest in the background (ready is
-// closed when all are: the child must not start before), and stop releases
-// them in the background.
+// closed when all are: the child must not start before), and release lets
+// them go in the background, after the lease is released.
 type catcher struct {
 	C     chan os.Signal
-	ready chan struct{}
+	ready chan struct{} // closed once every signal is caught
+
+	done     chan struct{} // closed by release
+	watching chan struct{} // closed when stop's goroutine has returned
 }
 
 func catchSignals() *catcher {
@@ -41,16 +44,41 @@ func catchSignals() *catcher {
 // wait returns once every forwarded signal is caught.
 func (c *catcher) wait() { <-c.ready }
 
-// stop stops catching as if at once, without waiting for it: what was
-// caught and not forwarded so far is dropped (as signal.Stop would drop
-// it), and a shutdown signal (TERM, INT, QUIT) caught after stop is raised
-// again once the signals are released, so that it has its default effect (a
-// TERM during a release hung in a stuck filesystem ends the process). Other
-// signals are dropped: a HUP or USR1 sent for the child as it exits must not
-// turn its exit status into ours.
+// stop ends the forwarding: what was caught and not forwarded so far is
+// dropped (as signal.Stop would drop it). From then until release, a
+// shutdown signal (TERM, INT, QUIT) has its default effect: it is let go
+// and raised again, so that a TERM during a release hung in a stuck
+// filesystem ends the process. Other signals are dropped: a HUP or USR1
+// sent for the child as it exits must not turn its exit status into ours.
+// The signals stay caught until release, so that letting them go does not
+// compete with the release of the lease for the CPU.
 func (c *catcher) stop() {
 	drain(c.C, func(os.Signal) {})
+	c.done = make(chan struct{})
+	c.watching = make(chan struct{})
 	go func() {
+		defer close(c.watching)
+		for {
+			select {
+			case sig := <-c.C:
+				if isShutdown(sig) {
+					signal.Reset(sig)
+					raise(sig)
+				}
+			case <-c.done:
+				return
+			}
+		}
+	}()
+}
+
+// release stops catching, in the background (a program that exits right
+// after does not wait for it); a shutdown signal caught meanwhile is raised
+// again once the signals are let go. It follows stop.
+func (c *catcher) release() {
+	close(c.done)
+	go func() {
+		<-c.watching
 		<-c.ready
 		signal.Stop(c.C)
 		drain(c.C, func(sig os.Signal) {

@@ -32,9 +32,10 @@ import (
 // errors a *LostError needs no reporting. Finally it releases the lease and
 // returns the child's status (128+N when signal N killed it).
 //
-// Run catches the signals it forwards from when it is called until the
-// child is gone (a TERM during a release hung in a stuck filesystem then
-// ends the process). Cancelling ctx stops the child as a TERM would: the
+// Run catches the signals it forwards from when it is called until it
+// returns (it lets them go in the background); once the child is gone, a
+// TERM, INT or QUIT has its default effect (so one during a release hung in
+// a stuck filesystem ends the process) and other signals are dropped. Cancelling ctx stops the child as a TERM would: the
 // stop signal, then SIGKILL after the grace period.
 func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 	if err := cfg.Validate(); err != nil {
@@ -61,6 +62,7 @@ func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 		if !stopped {
 			sc.stop()
 		}
+		sc.release()
 	}()
 	subreaper := cfg.KillOrphans && becomeSubreaper()
 	reap := newReaper(subreaper || cfg.hooks != nil && cfg.hooks.reap)
@@ -77,8 +79,8 @@ func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 		killOrphans() // before the release: nothing may outlive the lease
 	}
 	// The child is gone: a TERM during a release hung in a stuck
-	// filesystem may end leaserun. (The release does not wait for the
-	// signals to be released: see catcher.)
+	// filesystem may end leaserun. (The signals are let go only as Run
+	// returns, in the background: see catcher.)
 	sc.stop()
 	stopped = true
 	release(l, log)
