@@ -124,6 +124,14 @@ func floorReplace(dir, tmp, target string, data []byte, sync bool) error {
 }
 
 func benchFloor(b *testing.B, sync bool) {
+	benchReplace(b, func(dir, tmp, target string, data []byte) error {
+		return floorReplace(dir, tmp, target, data, sync)
+	})
+}
+
+// benchReplace times replace, an atomic replace of the file "lease" in the
+// benchmark directory by a new temp file tmp holding a record.
+func benchReplace(b *testing.B, replace func(dir, tmp, target string, data []byte) error) {
 	dir := benchDir(b)
 	data := recordBytes(b, dir)
 	target := filepath.Join(dir, "lease")
@@ -132,7 +140,7 @@ func benchFloor(b *testing.B, sync bool) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		tmp := filepath.Join(dir, "tmp-"+strconv.Itoa(i))
-		if err := floorReplace(dir, tmp, target, data, sync); err != nil {
+		if err := replace(dir, tmp, target, data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -151,21 +159,12 @@ func BenchmarkFloorFsync(b *testing.B) { benchFloor(b, true) }
 // every rename. Against it, Renew shows the cost of the protocol's own work
 // alone. It is not one of the targets.
 func BenchmarkFloorRaw(b *testing.B) {
-	dir := benchDir(b)
-	data := recordBytes(b, dir)
-	target := filepath.Join(dir, "lease")
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		tmp := filepath.Join(dir, "tmp-"+strconv.Itoa(i))
+	benchReplace(b, func(_, tmp, target string, data []byte) error {
 		if err := lease.CreateExcl(tmp, data, 0o666); err != nil {
-			b.Fatal(err)
+			return err
 		}
-		if err := lease.ReplaceFile(tmp, target); err != nil {
-			b.Fatal(err)
-		}
-	}
+		return lease.ReplaceFile(tmp, target)
+	})
 }
 
 // BenchmarkAcquireRelease: Acquire then Release of one path, b.N times.
