@@ -436,21 +436,11 @@ func TestLineHandsOffInOrder(t *testing.T) {
 	if err := holder.Release(); err != nil {
 		t.Fatal(err)
 	}
-	took := r.nextAcquirer("the holder released")
-	if took != s.head[0] {
-		t.Fatalf("standby %d took the lease, not the head %d", took, s.head[0])
-	}
-	s2 := r.waitSettled("after the first release", func(s2 lineState) bool { return s2.head[0] != took })
-	r.noOtherAcquirer("the holder released")
+	took, s2 := r.takenByHead("the holder released", s.head[0])
 
 	// Again, from the standby that took the lease: the line moved on.
 	r.release(took)
-	took2 := r.nextAcquirer("the first standby released")
-	if took2 != s2.head[0] {
-		t.Fatalf("standby %d took the lease, not the head %d", took2, s2.head[0])
-	}
-	s3 := r.waitSettled("after the second release", func(s3 lineState) bool { return s3.head[0] != took2 })
-	r.noOtherAcquirer("the first standby released")
+	took2, s3 := r.takenByHead("the first standby released", s2.head[0])
 
 	// The head is killed: another standby leads.
 	r.kill(s3.head[0], syscall.SIGKILL)
@@ -464,12 +454,21 @@ func TestLineHandsOffInOrder(t *testing.T) {
 
 	// The line still works.
 	r.release(took2)
-	took3 := r.nextAcquirer("the second standby released")
-	if took3 != s5.head[0] {
-		t.Fatalf("standby %d took the lease, not the head %d", took3, s5.head[0])
+	r.takenByHead("the second standby released", s5.head[0])
+}
+
+// takenByHead checks, after what released the lease, that head took it and
+// no other standby did, and that the line then settled with a new head. It
+// returns the standby that took the lease and the settled line.
+func (r *lineRig) takenByHead(what string, head int) (int, lineState) {
+	r.t.Helper()
+	took := r.nextAcquirer(what)
+	if took != head {
+		r.t.Fatalf("%s: standby %d took the lease, not the head %d", what, took, head)
 	}
-	r.waitSettled("after the third release", func(s6 lineState) bool { return s6.head[0] != took3 })
-	r.noOtherAcquirer("the second standby released")
+	after := r.waitSettled("after "+what, func(s lineState) bool { return s.head[0] != took })
+	r.noOtherAcquirer(what)
+	return took, after
 }
 
 // TestLineFrozen: a frozen standby at the head of the line, or next in
