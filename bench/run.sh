@@ -10,9 +10,11 @@
 # into a temp dir; invocation overhead with hyperfine -N, the variants
 # interleaved (ROUNDS rounds of RUNS runs of each, so that load from other
 # work on the machine hits all alike; minima and medians over all runs) on
-# the ext4 disk and on tmpfs; then hand-off, crash takeover, idle holder,
-# many standbys and many leases (bench/handoff); then bench/lease.sh (Go
-# benchmarks of package lease against their own floor).
+# the ext4 disk and on tmpfs, beside the floor also built with -tags kong
+# (its arguments parsed by kong, as leaserun's are: the least a wrapper with
+# kong's command line can cost); then hand-off, crash takeover, idle
+# holder, many standbys and many leases (bench/handoff); then bench/lease.sh
+# (Go benchmarks of package lease against their own floor).
 #
 # Environment (defaults full / QUICK):
 #   DISK_DIR=/var/tmp  TMPFS_DIR=/dev/shm (TMPFS=0 skips tmpfs)
@@ -66,6 +68,7 @@ echo "   $DISK_DIR: $(fstype "$DISK_DIR"); $TMPFS_DIR: $(fstype "$TMPFS_DIR"); $
 echo "== building into $bin"
 scripts/build.sh "$bin/leaserun"
 CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$bin/floor" ./bench/floor
+CGO_ENABLED=0 go build -tags kong -trimpath -ldflags '-s -w' -o "$bin/floorkong" ./bench/floor
 CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$bin/handoff" ./bench/handoff
 "$bin/leaserun" --version
 
@@ -83,9 +86,11 @@ invocation() {
 		"flock $dir/inv.flock /bin/true"
 		"$bin/floor $dir/inv.floor /bin/true"
 		"$bin/floor -fsync $dir/inv.floorfsync /bin/true"
+		"$bin/floorkong --lease $dir/inv.floorkong -- /bin/true"
+		"$bin/floorkong --fsync --lease $dir/inv.floorkongfsync -- /bin/true"
 		"/bin/true"
 	)
-	local names=(leaserun flock floor floorfsync true)
+	local names=(leaserun flock floor floorfsync floorkong floorkongfsync true)
 	echo "== invocation overhead on $dir ($(fstype "$dir")): $ROUNDS rounds x $RUNS runs, interleaved; load average $(load)"
 	for r in $(seq "$ROUNDS"); do
 		hyperfine -N -w 3 -r "$RUNS" --style none --export-json "$out/$r.json" "${cmds[@]}" >/dev/null 2>&1
@@ -144,6 +149,9 @@ awk -v quick="$QUICK" '
 			row("invocation, " fs " (median; min)", f(l, 2) " ms; " f(v[p "leaserun.min"], 2) " = **" f(l / fo, 2) "x floor**", \
 				f(fl, 2) " ms = " f(fl / fo, 2) "x floor", f(fo, 2) " ms; with 1 fsync " f(ff, 2) " ms", "<= 1.15x floor", met(l <= 1.15 * fo))
 			row("invocation, " fs ", vs floor + 1 fsync", f(l / ff, 2) "x", f(fl / ff, 2) "x", f(ff, 2) " ms", "(for reference)", "-")
+			fk = v[p "floorkong.median"]; fkf = v[p "floorkongfsync.median"]
+			row("invocation, " fs ", floor parsing with kong (+ 1 fsync)", f(l / fk, 2) "x (" f(l / fkf, 2) "x)", "-", \
+				f(fk, 2) " ms = " f(fk / fo, 2) "x floor (" f(fkf, 2) " ms = " f(fkf / fo, 2) "x)", "(for reference)", "-")
 		}
 		if (has("handoff.leaserun.median")) {
 			l = v["handoff.leaserun.median"]; fl = v["handoff.flock.median"]

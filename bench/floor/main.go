@@ -13,6 +13,10 @@
 // It uses package syscall only (no os/exec, no flag package) so that its
 // start-up is as small as a Go program's can be; bench/run.sh compares
 // leaserun with it.
+//
+// Built with -tags kong, it parses its arguments with kong instead, as
+// leaserun does (args_kong.go): that is the least a wrapper whose command
+// line is kong's can cost.
 package main
 
 import (
@@ -81,16 +85,7 @@ func lookPath(name string) string {
 }
 
 func main() {
-	args := os.Args[1:]
-	fsync := len(args) > 0 && args[0] == "-fsync"
-	if fsync {
-		args = args[1:]
-	}
-	if len(args) < 2 {
-		os.Stderr.WriteString("usage: floor [-fsync] FILE COMMAND [ARG...]\n")
-		os.Exit(64)
-	}
-	file, argv := args[0], args[1:]
+	fsync, file, argv := parseArgs(os.Args[1:])
 	dir := "."
 	if i := strings.LastIndexByte(file, '/'); i >= 0 {
 		dir = file[:i+1]
