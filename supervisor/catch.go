@@ -9,7 +9,7 @@ import (
 //
 // Catching or releasing a signal costs a round trip to the Go runtime's
 // signal-mask thread (two thread switches, some 20-30µs each); on Linux Run
-// forwards 47 signals, so doing that in line would add over a millisecond
+// forwards 46 signals, so doing that in line would add over a millisecond
 // to every start and, worse, to every hand-off: the release that lets a
 // standby in would wait for it. So the signals that end a wait are caught
 // before catchSignals returns and the rest in the background (ready is

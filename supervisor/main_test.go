@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SUPERVISOR_TEST_HELPER") == "1" {
 		os.Exit(helperMain())
 	}
+	if os.Getenv("SUPERVISOR_TEST_CATCH") == "1" {
+		os.Exit(catchMain())
+	}
 	goleak.VerifyTestMain(m)
 }
 

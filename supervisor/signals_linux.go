@@ -6,5 +6,7 @@ import "syscall"
 // 64, and leaserun forwards those too.
 const maxSignal syscall.Signal = 64
 
-// reservedSignal: 32 and 33 are taken by the C library's threads.
-func reservedSignal(s syscall.Signal) bool { return s == 32 || s == 33 }
+// reservedSignal: a Go program can't catch 32 and 33, taken by the C
+// library's threads, nor 34, which the Go runtime keeps for musl's (and is
+// glibc's SIGRTMIN). 32 and 34 end leaserun as SIGKILL would.
+func reservedSignal(s syscall.Signal) bool { return s >= 32 && s <= 34 }
