@@ -27,9 +27,10 @@ var (
 	ErrCannotExec = errors.New("command could not be executed")
 	// ErrInterrupted is wrapped when a signal ended the wait for the lease.
 	ErrInterrupted = errors.New("interrupted")
-	// ErrUnsupported is wrapped when the platform can't run a command under
-	// a lease (Windows: no process groups to stop).
-	ErrUnsupported = fmt.Errorf("running a command under a lease is not supported on this platform: %w", errors.ErrUnsupported)
+	// ErrUnsupported is wrapped, with errors.ErrUnsupported, when the
+	// platform can't run a command under a lease (Windows: no process
+	// groups to stop).
+	ErrUnsupported = errors.New("running a command under a lease is not supported on this platform")
 )
 
 // ExitError is an error together with the exit status it calls for.

@@ -45,7 +45,7 @@ func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 		return ExitUsage, usagef("", "no command to run")
 	}
 	if !processGroups {
-		return ExitCannotExec, &ExitError{Code: ExitCannotExec, Err: ErrUnsupported}
+		return ExitCannotExec, &ExitError{Code: ExitCannotExec, Err: fmt.Errorf("%w: %w", ErrUnsupported, errors.ErrUnsupported)}
 	}
 	path, err := lookPath(cmd.Args[0])
 	if err != nil {
