@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -304,5 +305,52 @@ func TestHugeVersionNumber(t *testing.T) {
 		t.Error("Acquire over a version named MaxUint64 did not return within 10s")
 		os.Remove(bogus) // let the spinning Acquire end
 		<-done
+	}
+}
+
+// TestSpentEpochs: a record whose epoch is the largest there is (written by
+// a buggy or hostile writer) must not let the next holder wrap the epoch
+// round to 0, which readers take for an unreadable record, hence a free
+// lease: Acquire fails, and nothing is linked.
+func TestSpentEpochs(t *testing.T) {
+	for _, name := range []string{"newest version", "published copy only"} {
+		t.Run(name, func(t *testing.T) {
+			path := leasePathIn(t)
+			clk := clockAt(0)
+			l := mustAcquireLease(t, path, time.Hour, lease.WithClock(clk))
+			if err := l.Release(); err != nil {
+				t.Fatal(err)
+			}
+			data := heldRecordBytes(t, path)
+			spent := bytes.Replace(data, []byte(`"epoch":1`), []byte(`"epoch":18446744073709551615`), 1)
+			if bytes.Equal(spent, data) {
+				t.Fatalf("no epoch 1 in %s", data)
+			}
+			target := filepath.Join(path+".d", "3")
+			if name == "published copy only" {
+				// An unreadable newest version: the next epoch comes
+				// from the published copy.
+				target = path
+				if err := os.WriteFile(filepath.Join(path+".d", "3"), []byte("{garbage"), 0o666); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(target, spent, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			l2, err := lease.Acquire(path, time.Hour, lease.WithClock(clk))
+			if err == nil {
+				t.Fatalf("Acquire after epoch %d succeeded with epoch %d", uint64(math.MaxUint64), l2.Epoch())
+			}
+			if errors.Is(err, lease.ErrHeld) {
+				t.Fatalf("Acquire: %v, want an error that is not ErrHeld", err)
+			}
+			if _, err := os.Stat(filepath.Join(path+".d", "4")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a version 4 was linked: %v", err)
+			}
+		})
 	}
 }

@@ -198,16 +198,20 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		RenewedAt:  wall,
 		TTL:        ttl,
 		Meta:       o.meta,
-		Epoch:      s.nextEpoch(v),
+	}
+	if v.seq == math.MaxUint64 {
+		return nil, fmt.Errorf("liblease: %s: no version numbers left after %d; remove %s and %s to reset",
+			s.path, v.seq, s.path, s.dir)
+	}
+	var ok bool
+	if rec.Epoch, ok = s.nextEpoch(v); !ok {
+		return nil, fmt.Errorf("liblease: %s: no epochs left after %d; remove %s and %s to reset",
+			s.path, uint64(math.MaxUint64), s.path, s.dir)
 	}
 	data := encodeRecord(&rec)
 	if len(data) > MaxRecordSize-recordGrowth {
 		// Everyone else would read it as unreadable, hence free.
 		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", s.path, MaxRecordSize)
-	}
-	if v.seq == math.MaxUint64 {
-		return nil, fmt.Errorf("liblease: %s: no version numbers left after %d; remove %s and %s to reset",
-			s.path, v.seq, s.path, s.dir)
 	}
 	out, err := s.put(v.seq+1, data, true, nil)
 	if err != nil {

@@ -443,11 +443,21 @@ func (s *store) previousEpoch() uint64 {
 // (an acquisition adds one to both, a renewal only to the version), so when
 // the newest record is unreadable, its version number + 1 exceeds every
 // epoch before it; the published copy covers a PATH.d deleted by hand.
-func (s *store) nextEpoch(v view) uint64 {
+//
+// It reports false when the epochs are spent: the one before is the largest
+// there is, which only a hand-made record can hold, and wrapping round to 0
+// would make the new holder's record unreadable, so its lease free to all.
+func (s *store) nextEpoch(v view) (uint64, bool) {
+	var before uint64
 	if v.rec != nil {
-		return v.rec.Epoch + 1
+		before = v.rec.Epoch
+	} else {
+		before = max(v.seq, s.previousEpoch())
 	}
-	return max(v.seq+1, s.previousEpoch()+1)
+	if before == math.MaxUint64 {
+		return 0, false
+	}
+	return before + 1, true
 }
 
 func (s *store) String() string { return fmt.Sprintf("lease %s", s.path) }
