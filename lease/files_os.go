@@ -4,7 +4,9 @@ package lease
 
 import (
 	"io"
+	"io/fs"
 	"os"
+	"syscall"
 )
 
 // The file operations of a write, through package os (files_syscall.go makes
@@ -29,12 +31,19 @@ func createExcl(name string, data []byte, perm uint32) error {
 
 // readBounded reads at most MaxRecordSize+1 bytes of name: enough to tell an
 // oversized file from a record without loading it.
+// It opens name without blocking (a FIFO would wait for a writer) and reads
+// only a regular file.
 func readBounded(name string) ([]byte, error) {
-	f, err := os.Open(name)
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
+	}
 	return io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
 }
 

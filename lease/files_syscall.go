@@ -58,15 +58,23 @@ func createExcl(name string, data []byte, perm uint32) error {
 }
 
 // readBounded reads at most MaxRecordSize+1 bytes of name: enough to tell an
-// oversized file from a record without loading it.
+// oversized file from a record without loading it. It opens name without
+// blocking (a FIFO would wait for a writer) and reads only a regular file.
 func readBounded(name string) ([]byte, error) {
 	fd, err := ignoringEINTR(func() (int, error) {
-		return syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		return syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 	})
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "fstat", Path: name, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
+	}
 	buf := make([]byte, 512)
 	n := 0
 	for {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"maps"
-	"os"
 	"syscall"
 	"time"
 )
@@ -90,14 +89,7 @@ func encodeRecord(r *Record) []byte {
 // readFileBounded reads at most MaxRecordSize+1 bytes of name, enough to
 // tell an oversized file from a record without loading it.
 func readFileBounded(name string) ([]byte, error) {
-	return retryStale(func() ([]byte, error) {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		return io.ReadAll(io.LimitReader(f, MaxRecordSize+1))
-	})
+	return retryStale(func() ([]byte, error) { return readBounded(name) })
 }
 
 // staleTries bounds retryStale.

@@ -173,8 +173,9 @@ func (s *store) checkMissing() error {
 }
 
 var (
-	errNotDir = errors.New("not a directory")
-	errIsDir  = errors.New("is a directory")
+	errNotDir     = errors.New("not a directory")
+	errIsDir      = errors.New("is a directory")
+	errNotRegular = errors.New("not a regular file") // where a record belongs: unreadable
 )
 
 // checkPath refuses a path that is a directory: writing the lease there
@@ -209,6 +210,9 @@ func (s *store) read() (view, error) {
 			// A writer that got further removed it between our list and
 			// our open; only non-newest versions are removed, so list again.
 			continue
+		}
+		if errors.Is(err, errNotRegular) {
+			return view{seq: l.newest}, nil // a FIFO, a device: unreadable, so free
 		}
 		if err != nil {
 			return view{}, err
