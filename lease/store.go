@@ -352,16 +352,12 @@ func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (ou
 // directories if needed.
 func (s *store) writeTemp(data []byte) (string, error) {
 	name := filepath.Join(s.tmp, tempName())
-	// Read-only: PATH and the newest version share this inode, so writing
-	// PATH in place would rewrite the truth; the mode stops that (for all but
-	// root). Our own descriptor was opened for writing before the mode applies.
-	const mode = 0o444
-	err := createExcl(name, data, mode)
+	err := createExcl(name, data, recordMode)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := s.makeDir(); err != nil {
 			return "", err
 		}
-		err = createExcl(name, data, mode)
+		err = createExcl(name, data, recordMode)
 	}
 	if err != nil {
 		return "", err
