@@ -76,7 +76,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 			panic(e)
 		}
 	}()
-	kctx, err := parser.Parse(args)
+	kctx, err := parser.Parse(withCommand(args))
 	if err != nil {
 		fmt.Fprintf(stderr, "leaserun: error: %v\n", usageMessage(err))
 		return supervisor.ExitUsage
@@ -85,6 +85,23 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return c.Status.run(stdout, stderr)
 	}
 	return c.Run.run(stderr)
+}
+
+// withCommand names the run command when args leave it out and have a --:
+// kong would otherwise take a COMMAND named like one of ours ("leaserun
+// --lease p -- status") for that command. A command name before the first
+// -- means it was given (the value of a flag spelled like one, as in
+// "--lease run", also counts: then kong parses as it always did).
+func withCommand(args []string) []string {
+	for _, a := range args {
+		switch a {
+		case "run", "status":
+			return args
+		case "--":
+			return append([]string{"run"}, args...)
+		}
+	}
+	return args
 }
 
 // usageMessage is err's one line, without the prefix kong gives errors of

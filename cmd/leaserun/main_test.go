@@ -119,6 +119,34 @@ func TestRunStatuses(t *testing.T) {
 	}
 }
 
+// A command named like one of leaserun's own (run, status) is the command
+// after --, as any other is.
+func TestCommandNamedLikeASubcommand(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "lease")
+	for name, code := range map[string]string{"status": "6", "run": "7"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\nexit "+code+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--lease", p, "--", "status"}, 6},
+		{[]string{"--lease", p, "--", "run", "x"}, 7},
+		{[]string{"run", "--lease", p, "--", "status"}, 6},
+		{[]string{"--log-level", "warn", "--lease", p, "--", "status", "--lease", p}, 6},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			if code, _, stderr := leaserun(t, tc.args...); code != tc.code {
+				t.Errorf("status %d, want %d; stderr %q", code, tc.code, stderr)
+			}
+		})
+	}
+}
+
 func TestHeld(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "lease")
 	l, err := lease.Acquire(p, time.Minute)
