@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,15 +20,34 @@ import (
 // stopped). A TERM must still end leaserun at once, by the signal's default
 // effect, as it would end any other program: leaserun catches the signals
 // it forwards until it returns, and must let TERM go once the child is gone.
+// As PID 1 of a PID namespace (a container's entrypoint), where the kernel
+// drops a signal whose action is the default (and the Go runtime then exits
+// 2), leaserun must exit 128+N by itself.
 func TestSSHFSTermDuringHungRelease(t *testing.T) {
+	t.Run("process", func(t *testing.T) { termDuringHungRelease(t, nil) })
+	t.Run("pid 1", func(t *testing.T) {
+		if why := scriptUnshareWhy(); why != "" {
+			t.Skip(why)
+		}
+		termDuringHungRelease(t, []string{"unshare", "--pid", "--fork", "--mount-proc"})
+	})
+}
+
+// termDuringHungRelease runs the test with leaserun started under prefix;
+// with a prefix, leaserun is the prefix's only child.
+func termDuringHungRelease(t *testing.T, prefix []string) {
 	rig := sshfsrig.Start(t, 1)
 	dir := t.TempDir() // local: the child's log and trigger must not hang with the mount
 	log := filepath.Join(dir, "child.log")
 	stop := filepath.Join(dir, "stop")
-	holder := e2eStartLeaserun(t, dir, "holder", nil,
+	holder := e2eStartLeaserun(t, dir, "holder", prefix,
 		e2eChildEnv(log, e2eEnvHold+"=60s", e2eEnvHoldUntil+"="+stop),
 		"--lease", filepath.Join(rig.Mounts[0].Path, "hung-release.lease"))
 	e2eWaitChildStart(t, 30*time.Second, log, holder)
+	pid := holder.cmd.Process.Pid
+	if prefix != nil {
+		pid = onlyChild(t, pid)
+	}
 
 	server := rig.Mounts[0].ServerPID
 	if err := syscall.Kill(server, syscall.SIGSTOP); err != nil {
@@ -44,21 +64,40 @@ func TestSSHFSTermDuringHungRelease(t *testing.T) {
 	if holder.Exited() {
 		t.Fatalf("leaserun exited although the file server is stopped; stderr:\n%s", holder.Stderr())
 	}
-	if err := holder.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// The TERM ends leaserun at once, but the thread whose request is
 	// with the stopped server stays until the server answers (a FUSE
 	// request already sent waits for its answer even for SIGKILL): until
 	// then leaserun is a zombie that cannot be reaped.
-	pid := holder.cmd.Process.Pid
 	e2ePoll(t, 10*time.Second, "leaserun's exit on TERM", func() bool {
-		return holder.Exited() || procState(pid) == "Z"
+		st := procState(pid)
+		return st == "Z" || st == ""
 	})
 	syscall.Kill(server, syscall.SIGCONT)
 	if st := holder.Wait(t, 30*time.Second); st != 128+int(syscall.SIGTERM) {
-		t.Errorf("leaserun exited %d, want %d (killed by SIGTERM); stderr:\n%s", st, 128+int(syscall.SIGTERM), holder.Stderr())
+		t.Errorf("leaserun exited %d, want %d (by SIGTERM); stderr:\n%s", st, 128+int(syscall.SIGTERM), holder.Stderr())
 	}
+}
+
+// onlyChild is the one child process of pid.
+func onlyChild(t *testing.T, pid int) int {
+	t.Helper()
+	var kids []string
+	e2ePoll(t, 10*time.Second, fmt.Sprintf("the child of %d", pid), func() bool {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		kids = strings.Fields(string(data))
+		return len(kids) > 0
+	})
+	if len(kids) != 1 {
+		t.Fatalf("process %d has children %v, want one", pid, kids)
+	}
+	child, err := strconv.Atoi(kids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return child
 }
 
 // procState is the state letter of process pid in /proc/PID/stat ("Z" for

@@ -62,8 +62,7 @@ func (c *catcher) stop() {
 			select {
 			case sig := <-c.C:
 				if isShutdown(sig) {
-					signal.Reset(sig)
-					raise(sig)
+					dieBy(sig)
 				}
 			case <-c.done:
 				return
@@ -83,7 +82,7 @@ func (c *catcher) release() {
 		signal.Stop(c.C)
 		drain(c.C, func(sig os.Signal) {
 			if isShutdown(sig) {
-				raise(sig)
+				dieBy(sig)
 			}
 		})
 	}()
@@ -98,6 +97,18 @@ func drain(c <-chan os.Signal, f func(os.Signal)) {
 			return
 		}
 	}
+}
+
+// dieBy ends the process by sig's default effect. The kernel drops such a
+// signal sent to the init of a PID namespace (leaserun as a container's
+// entrypoint), and the Go runtime then exits 2: there, it exits 128+N, the
+// status a shell gives a process that signal N killed.
+func dieBy(sig os.Signal) {
+	if os.Getpid() == 1 {
+		os.Exit(signalStatus(sig))
+	}
+	signal.Reset(sig)
+	raise(sig)
 }
 
 // raise sends sig to this process.
