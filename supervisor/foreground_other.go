@@ -11,6 +11,8 @@ type terminal struct{}
 
 func takeTerminal(io.Reader, *syscall.SysProcAttr) *terminal { return nil }
 
-func (*terminal) started() {}
+func ignoreStops() {}
+
+func resetStops() {}
 
 func (*terminal) restore() {}

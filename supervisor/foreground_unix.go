@@ -37,16 +37,16 @@ func takeTerminal(stdin io.Reader, attr *syscall.SysProcAttr) *terminal {
 	return &terminal{fd: fd, pgrp: fg}
 }
 
-// started is called once the child runs in the foreground: leaserun is now
-// a background process of the terminal, and with "stty tostop" its next log
-// line would stop it (SIGTTOU), guard and renewals with it, while the child
-// runs on. So SIGTTOU is ignored until restore. (Not before the child
-// starts: it would inherit the ignored disposition.)
-func (t *terminal) started() {
-	if t != nil {
-		signal.Ignore(syscall.SIGTTOU)
-	}
-}
+// ignoreStops makes SIGTTIN and SIGTTOU harmless to leaserun once the child
+// runs: stopped, leaserun would stop its guard and renewals while the child
+// ran on past the lease. They come from a kill, or from the terminal: with
+// the foreground handed to the child, leaserun is a background process, and
+// with "stty tostop" its next log line would raise SIGTTOU. (Not before the
+// child starts: it would inherit the ignored dispositions.)
+func ignoreStops() { signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU) }
+
+// resetStops undoes ignoreStops, for a later child of the same process.
+func resetStops() { signal.Reset(syscall.SIGTTIN, syscall.SIGTTOU) }
 
 // restore gives the terminal back to leaserun's process group; SIGTTOU is
 // ignored around the call, which leaserun makes from the background.

@@ -60,6 +60,34 @@ func TestSignalsForwardedOnce(t *testing.T) {
 	}
 }
 
+// SIGTTIN or SIGTTOU sent to leaserun while the child runs must not stop it
+// (its guard and renewals would stop while the child ran on past the
+// lease): a USR1 sent after each is still forwarded.
+func TestTTINAndTTOUDoNotStopLeaserun(t *testing.T) {
+	_, env := helperEnv(t)
+	dir := t.TempDir()
+	ready, got := filepath.Join(dir, "ready"), filepath.Join(dir, "got")
+	h := startHelper(t, nil, env, "sh", "-c",
+		`trap 'echo USR1 >> `+got+`' USR1
+		: > `+got+`; echo $$ > `+ready+`
+		n=0; while [ $n -lt 2 ]; do
+			sleep 0.01
+			n=0; while read l; do n=$((n+1)); done < `+got+`
+		done
+		exit 5`)
+	waitFile(t, ready)
+	for i, sig := range []syscall.Signal{syscall.SIGTTIN, syscall.SIGTTOU} {
+		h.cmd.Process.Signal(sig)
+		h.cmd.Process.Signal(syscall.SIGUSR1)
+		eventually(t, "a USR1 after "+sig.String()+" reaches the child", func() bool {
+			return len(strings.Fields(readFile(t, got))) > i
+		})
+	}
+	if code := h.wait(t); code != 5 {
+		t.Fatalf("exit status %d, want 5", code)
+	}
+}
+
 // After TERM the child gets the grace period, then SIGKILL.
 func TestTermThenKillAfterGrace(t *testing.T) {
 	path, env := helperEnv(t)

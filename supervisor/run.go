@@ -84,6 +84,7 @@ func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 	sc.stop()
 	stopped = true
 	release(l, log)
+	resetStops()
 	return code, err
 }
 
@@ -98,7 +99,7 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, path string, cmd *Co
 		return ExitCannotExec, &ExitError{Code: ExitCannotExec,
 			Err: fmt.Errorf("%w: %s: %w", ErrCannotExec, cmd.Args[0], err)}
 	}
-	term.started()
+	ignoreStops()
 	log.Info("child started", "pid", c.Process.Pid, "command", cmd.Args[0])
 
 	var lost outcome
