@@ -93,6 +93,7 @@ func (c *Config) Validate() error {
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
 	}
+	defaulted := c.RenewInterval == 0 && c.Grace == 0
 	if c.RenewInterval == 0 {
 		c.RenewInterval = c.TTL / 3
 	}
@@ -118,6 +119,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RenewInterval >= c.TTL {
 		return usagef("renew", "%v: must be less than --ttl %v", c.RenewInterval, c.TTL)
+	}
+	if c.RenewInterval+c.grace()+c.Margin >= c.TTL && defaulted {
+		// Only the TTL was given: say so, not what follows from it.
+		return usagef("ttl", "%v: too short: with --renew and --grace at a third of it, "+
+			"the %v it takes to SIGKILL the child leaves no room before the lease can lapse; "+
+			"give more than %v", c.TTL, c.Margin, 3*c.Margin)
 	}
 	if c.RenewInterval+c.grace()+c.Margin >= c.TTL {
 		return usagef("grace", "%v leaves no room to kill the child before the lease can lapse: "+

@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"errors"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +37,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  Config
-		flag string // in the error; "" when valid
+		flag string // the error's; "" when valid, "-" for none
 	}{
 		{"no path", Config{}, "--lease"},
 		{"negative ttl", Config{Path: "p", TTL: -time.Second}, "--ttl"},
@@ -47,10 +46,12 @@ func TestConfigValidate(t *testing.T) {
 		{"renew > ttl", Config{Path: "p", RenewInterval: time.Minute}, "--renew"},
 		{"grace too long", Config{Path: "p", Grace: 10 * time.Second}, "--grace"},
 		{"renew + grace too long", Config{Path: "p", RenewInterval: 9 * time.Second}, "--grace"},
+		{"ttl too short for the defaults", Config{Path: "p", TTL: 60 * time.Millisecond}, "--ttl"},
+		{"ttl long enough for the defaults", Config{Path: "p", TTL: 61 * time.Millisecond}, ""},
 		{"negative wait timeout", Config{Path: "p", WaitTimeout: -1}, "--wait-timeout"},
 		{"not a signal", Config{Path: "p", StopSignal: syscall.Signal(0)}, "--stop-signal"},
 		{"empty meta key", Config{Path: "p", Meta: map[string]string{"": "x"}}, "--meta"},
-		{"negative margin", Config{Path: "p", Margin: -1}, "margin"},
+		{"negative margin", Config{Path: "p", Margin: -1}, "-"}, // no flag sets it
 		{"long grace fits", Config{Path: "p", TTL: 10 * time.Second, RenewInterval: time.Second, Grace: 7 * time.Second}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,8 +65,9 @@ func TestConfigValidate(t *testing.T) {
 			if !errors.Is(err, ErrUsage) || ExitCode(err) != ExitUsage {
 				t.Fatalf("got %v (status %d), want a usage error", err, ExitCode(err))
 			}
-			if !strings.Contains(err.Error(), tc.flag) {
-				t.Errorf("%q does not name %s", err, tc.flag)
+			var ue *UsageError
+			if !errors.As(err, &ue) || "--"+ue.Flag != tc.flag && !(tc.flag == "-" && ue.Flag == "") {
+				t.Errorf("%q: want a usage error about %s", err, tc.flag)
 			}
 		})
 	}
