@@ -403,8 +403,8 @@ func (l *Lease) lostError() error {
 	if err == nil && v.seq > l.seq && v.rec != nil && !v.rec.Released() {
 		return heldError(ErrLost, l.store.path, v.rec)
 	}
-	if err == nil && v.seq == l.seq {
-		l.giveUp()
+	if err == nil && v.seq == l.seq && !l.record.Load().Released() {
+		l.giveUp() // once: its released record is then the newest, and ours
 	}
 	return errorf(ErrLost, "%s: lease expired at %s before it was renewed",
 		l.store.path, l.record.Load().ExpiresAt().Format(time.RFC3339Nano))

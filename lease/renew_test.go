@@ -3,6 +3,7 @@ package lease_test
 import (
 	"errors"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -95,6 +96,37 @@ func TestRenewAfterOwnExpiry(t *testing.T) {
 		t.Fatalf("Renew of the lapsed handle after a new acquisition: %v, want ErrLost", err)
 	}
 	wantHeldBy(t, path, b, taker)
+}
+
+// A lapsed handle gives the lease up once: Renew called again and again
+// after ErrLost writes nothing more.
+func TestRenewAfterOwnExpiryGivesUpOnce(t *testing.T) {
+	const ttl = 10 * time.Second
+	path := leasePathIn(t)
+	clk := clockAt(0)
+	l := mustAcquireLease(t, path, ttl, lease.WithClock(clk))
+	clk.Advance(ttl)
+	versions := func() []string {
+		entries, err := os.ReadDir(path + ".d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			if _, err := strconv.ParseUint(e.Name(), 10, 64); err == nil {
+				names = append(names, e.Name())
+			}
+		}
+		return names
+	}
+	for i := range 3 {
+		if err := l.Renew(); !errors.Is(err, lease.ErrLost) {
+			t.Fatalf("Renew %d after own expiry: %v, want ErrLost", i+1, err)
+		}
+		if got := versions(); len(got) != 2 {
+			t.Fatalf("after Renew %d of a lapsed handle, versions %v, want the acquisition and one release", i+1, got)
+		}
+	}
 }
 
 func TestRenewAfterRelease(t *testing.T) {
