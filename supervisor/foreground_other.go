@@ -2,14 +2,11 @@
 
 package supervisor
 
-import (
-	"io"
-	"syscall"
-)
+import "os/exec"
 
 type terminal struct{}
 
-func takeTerminal(io.Reader, *syscall.SysProcAttr) *terminal { return nil }
+func takeTerminal(*exec.Cmd) *terminal { return nil }
 
 func ignoreStops() {}
 

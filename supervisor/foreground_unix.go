@@ -3,8 +3,8 @@
 package supervisor
 
 import (
-	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 
@@ -20,21 +20,26 @@ type terminal struct {
 }
 
 // takeTerminal arranges for the child to start as the terminal's foreground
-// process group, when stdin is a terminal whose foreground leaserun has. It
-// returns nil, changing nothing, otherwise.
-func takeTerminal(stdin io.Reader, attr *syscall.SysProcAttr) *terminal {
-	f, ok := stdin.(*os.File)
-	if !ok {
-		return nil
+// process group, when its stdin, stdout or stderr (the first that is) is a
+// terminal whose foreground leaserun has: with stdin piped, a child that
+// opens /dev/tty to read must not be a background process. It returns nil,
+// changing nothing, otherwise.
+func takeTerminal(cmd *exec.Cmd) *terminal {
+	for i, stdio := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
+		f, ok := stdio.(*os.File)
+		if !ok {
+			continue
+		}
+		fd := int(f.Fd())
+		fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+		if err != nil || fg != unix.Getpgrp() {
+			continue // not a terminal, or leaserun runs in the background
+		}
+		cmd.SysProcAttr.Foreground = true
+		cmd.SysProcAttr.Ctty = i // the same terminal, in the child's descriptor table
+		return &terminal{fd: fd, pgrp: fg}
 	}
-	fd := int(f.Fd())
-	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
-	if err != nil || fg != unix.Getpgrp() {
-		return nil // not a terminal, or leaserun runs in the background
-	}
-	attr.Foreground = true
-	attr.Ctty = 0 // stdin, in the child's descriptor table
-	return &terminal{fd: fd, pgrp: fg}
+	return nil
 }
 
 // ignoreStops makes SIGTTIN and SIGTTOU harmless to leaserun once the child

@@ -67,7 +67,12 @@ func helperMain() int {
 		fmt.Fprintln(os.Stderr, "helper: run:", err)
 	}
 	if os.Getenv("H_CHECK_FOREGROUND") == "1" {
-		if fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err != nil || fg != unix.Getpgrp() {
+		// The terminal is the first of stdin, stdout, stderr that is one.
+		fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+		for fd := 1; err != nil && fd <= 2; fd++ {
+			fg, err = unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+		}
+		if err != nil || fg != unix.Getpgrp() {
 			fmt.Fprintln(os.Stderr, "helper: the terminal's foreground was not given back:", fg, err)
 			return 97
 		}

@@ -270,6 +270,48 @@ func TestTerminal(t *testing.T) {
 	}
 }
 
+// With stdin piped, the child still gets the terminal's foreground through
+// stdout: a child that opens /dev/tty to read (a password prompt) reads it
+// instead of stopping on SIGTTIN as a background process.
+func TestTerminalWithStdinPiped(t *testing.T) {
+	ptm, pts := openPty(t)
+	_, env := helperEnv(t, "H_CHECK_FOREGROUND=1")
+	dir := t.TempDir()
+	ready, read := filepath.Join(dir, "ready"), filepath.Join(dir, "read")
+	h := &helper{done: make(chan struct{})}
+	h.cmd = exec.Command(os.Args[0], "sh", "-c",
+		`echo $$ > `+ready+`; read line < /dev/tty; echo "$line" > `+read)
+	h.cmd.Env = append(os.Environ(), append(env, "SUPERVISOR_TEST_HELPER=1")...)
+	h.cmd.Stdin = strings.NewReader("piped\n")
+	h.cmd.Stdout, h.cmd.Stderr = pts, &h.stderr
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 1}
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		h.cmd.Wait()
+		h.code = h.cmd.ProcessState.ExitCode()
+		close(h.done)
+	}()
+	go io.Copy(io.Discard, ptm) // the terminal's output
+	t.Cleanup(func() {
+		h.cmd.Process.Kill()
+		<-h.done
+		if t.Failed() {
+			t.Logf("helper stderr:\n%s", h.stderr.String())
+		}
+	})
+
+	waitFile(t, ready)
+	ptm.Write([]byte("hello\n"))
+	if line := waitFile(t, read); line != "hello" {
+		t.Fatalf("the child read %q from the terminal", line)
+	}
+	if code := h.wait(t); code != 0 {
+		t.Fatalf("exit status %d, want 0", code)
+	}
+}
+
 // openPty opens a pseudo-terminal: the master and the slave.
 func openPty(t *testing.T) (ptm, pts *os.File) {
 	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)

@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 func hold(ctx context.Context, cfg *Config, l *lease.Lease, path string, cmd *Command,
 	sigs <-chan os.Signal, reap *reaper, log *slog.Logger) (int, error) {
 	c := cmd.command(path, cfg.Path, l)
-	term := takeTerminal(c.Stdin, c.SysProcAttr)
+	term := takeTerminal(c)
 	ch, err := startChild(c, reap)
 	if err != nil {
 		term.restore() // the child may have taken the terminal before exec failed
