@@ -8,8 +8,10 @@ type terminal struct{}
 
 func takeTerminal(*exec.Cmd) *terminal { return nil }
 
-func ignoreStops() {}
+type stops struct{}
 
-func resetStops() {}
+func catchStops() *stops { return nil }
+
+func (*stops) release() {}
 
 func (*terminal) restore() {}

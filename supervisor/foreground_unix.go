@@ -20,46 +20,72 @@ type terminal struct {
 }
 
 // takeTerminal arranges for the child to start as the terminal's foreground
-// process group, when its stdin, stdout or stderr (the first that is) is a
-// terminal whose foreground leaserun has: with stdin piped, a child that
-// opens /dev/tty to read must not be a background process. It returns nil,
-// changing nothing, otherwise.
+// process group when leaserun has that foreground, its stdin, stdout or
+// stderr is the terminal, and neither stdin nor stdout is a pipe. Such a
+// pipe means a pipeline ("leaserun -- make | less", "producer | leaserun --
+// cmd"), whose other members share leaserun's process group: handing the
+// foreground to the child would leave them in the background, and less, say,
+// could no longer read the keyboard. It returns nil, changing nothing,
+// otherwise.
 func takeTerminal(cmd *exec.Cmd) *terminal {
+	tty := -1
 	for i, stdio := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
 		f, ok := stdio.(*os.File)
 		if !ok {
+			if i < 2 {
+				return nil // os/exec will make a pipe to copy it through
+			}
 			continue
 		}
 		fd := int(f.Fd())
-		fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
-		if err != nil || fg != unix.Getpgrp() {
-			continue // not a terminal, or leaserun runs in the background
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO && i < 2 {
+			return nil
 		}
-		cmd.SysProcAttr.Foreground = true
-		cmd.SysProcAttr.Ctty = i // the same terminal, in the child's descriptor table
-		return &terminal{fd: fd, pgrp: fg}
+		if tty < 0 {
+			if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err == nil && fg == unix.Getpgrp() {
+				tty = fd
+			}
+		}
 	}
-	return nil
+	if tty < 0 {
+		return nil // no terminal, or leaserun runs in the background
+	}
+	cmd.SysProcAttr.Foreground = true
+	cmd.SysProcAttr.Ctty = tty // with Foreground, a descriptor of the parent's
+	return &terminal{fd: tty, pgrp: unix.Getpgrp()}
 }
 
-// ignoreStops makes SIGTTIN and SIGTTOU harmless to leaserun once the child
+// stops keeps SIGTTIN and SIGTTOU from stopping leaserun while the child
 // runs: stopped, leaserun would stop its guard and renewals while the child
 // ran on past the lease. They come from a kill, or from the terminal: with
 // the foreground handed to the child, leaserun is a background process, and
-// with "stty tostop" its next log line would raise SIGTTOU. (Not before the
-// child starts: it would inherit the ignored dispositions.)
-func ignoreStops() { signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU) }
+// with "stty tostop" its next log line raises SIGTTOU.
+type stops struct{ ttin chan os.Signal }
 
-// resetStops undoes ignoreStops, for a later child of the same process.
-func resetStops() { signal.Reset(syscall.SIGTTIN, syscall.SIGTTOU) }
+// catchStops starts keeping the stop signals off, once the child has
+// started: a child started after would inherit an ignored disposition.
+// SIGTTIN is caught and dropped rather than ignored, so that processes the
+// caller starts later get its default. SIGTTOU is ignored: caught, the one
+// that leaserun's own write to the terminal raises would restart the write
+// forever. The Go runtime cannot give an ignored signal its default back, so
+// SIGTTOU stays ignored in this process after Run.
+func catchStops() *stops {
+	s := &stops{ttin: make(chan os.Signal, 1)}
+	signal.Notify(s.ttin, syscall.SIGTTIN)
+	signal.Ignore(syscall.SIGTTOU)
+	return s
+}
 
-// restore gives the terminal back to leaserun's process group; SIGTTOU is
-// ignored around the call, which leaserun makes from the background.
+// release stops catching SIGTTIN.
+func (s *stops) release() { signal.Stop(s.ttin) }
+
+// restore gives the terminal back to leaserun's process group, from the
+// background: with SIGTTOU ignored, so that the call is not stopped.
 func (t *terminal) restore() {
 	if t == nil {
 		return
 	}
 	signal.Ignore(syscall.SIGTTOU)
-	defer signal.Reset(syscall.SIGTTOU)
 	unix.IoctlSetPointerInt(t.fd, unix.TIOCSPGRP, t.pgrp)
 }

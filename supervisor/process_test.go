@@ -3,6 +3,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"os/exec"
@@ -270,21 +271,63 @@ func TestTerminal(t *testing.T) {
 	}
 }
 
-// With stdin piped, the child still gets the terminal's foreground through
-// stdout: a child that opens /dev/tty to read (a password prompt) reads it
-// instead of stopping on SIGTTIN as a background process.
-func TestTerminalWithStdinPiped(t *testing.T) {
+// With stdin from a file, the child still gets the terminal's foreground
+// through stdout: a child that opens /dev/tty to read (a password prompt)
+// reads it instead of stopping on SIGTTIN as a background process.
+func TestTerminalThroughStdout(t *testing.T) {
 	ptm, pts := openPty(t)
-	_, env := helperEnv(t, "H_CHECK_FOREGROUND=1")
+	stdin, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
 	dir := t.TempDir()
 	ready, read := filepath.Join(dir, "ready"), filepath.Join(dir, "read")
-	h := &helper{done: make(chan struct{})}
-	h.cmd = exec.Command(os.Args[0], "sh", "-c",
+	h := startOnTerminal(t, ptm, pts, stdin, pts,
 		`echo $$ > `+ready+`; read line < /dev/tty; echo "$line" > `+read)
+	waitFile(t, ready)
+	ptm.Write([]byte("hello\n"))
+	if line := waitFile(t, read); line != "hello" {
+		t.Fatalf("the child read %q from the terminal", line)
+	}
+	if code := h.wait(t); code != 0 {
+		t.Fatalf("exit status %d, want 0", code)
+	}
+}
+
+// In a pipeline ("leaserun -- cmd | less") the other members share
+// leaserun's process group: the child does not take the foreground from
+// them.
+func TestTerminalNotTakenInAPipeline(t *testing.T) {
+	ptm, pts := openPty(t)
+	var out bytes.Buffer // os/exec copies it through a pipe
+	h := startOnTerminal(t, ptm, pts, pts, &out,
+		// Fields 5 and 8 of /proc/self/stat: process group, and the
+		// terminal's foreground process group.
+		`set -- $(sed 's/.*) //' /proc/self/stat); [ "$3" = "$6" ] && echo foreground || echo background`)
+	if code := h.wait(t); code != 0 {
+		t.Fatalf("exit status %d, want 0", code)
+	}
+	if got := strings.TrimSpace(out.String()); got != "background" {
+		t.Errorf("the child ran in the %s, want the background", got)
+	}
+}
+
+// startOnTerminal starts the helper running script as the child, in a new
+// session whose controlling terminal is pts (the helper's first of stdin
+// and stdout that is it), in the foreground.
+func startOnTerminal(t *testing.T, ptm, pts *os.File, stdin io.Reader, stdout io.Writer, script string) *helper {
+	t.Helper()
+	_, env := helperEnv(t, "H_CHECK_FOREGROUND=1")
+	h := &helper{done: make(chan struct{})}
+	h.cmd = exec.Command(os.Args[0], "sh", "-c", script)
 	h.cmd.Env = append(os.Environ(), append(env, "SUPERVISOR_TEST_HELPER=1")...)
-	h.cmd.Stdin = strings.NewReader("piped\n")
-	h.cmd.Stdout, h.cmd.Stderr = pts, &h.stderr
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 1}
+	h.cmd.Stdin, h.cmd.Stdout, h.cmd.Stderr = stdin, stdout, &h.stderr
+	ctty := 0
+	if stdin != io.Reader(pts) {
+		ctty = 1
+	}
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: ctty}
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -301,15 +344,7 @@ func TestTerminalWithStdinPiped(t *testing.T) {
 			t.Logf("helper stderr:\n%s", h.stderr.String())
 		}
 	})
-
-	waitFile(t, ready)
-	ptm.Write([]byte("hello\n"))
-	if line := waitFile(t, read); line != "hello" {
-		t.Fatalf("the child read %q from the terminal", line)
-	}
-	if code := h.wait(t); code != 0 {
-		t.Fatalf("exit status %d, want 0", code)
-	}
+	return h
 }
 
 // openPty opens a pseudo-terminal: the master and the slave.
