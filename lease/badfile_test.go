@@ -243,6 +243,17 @@ func TestMissingParentDirectory(t *testing.T) {
 	}
 }
 
+// A directory at the newest version is an I/O error, as one at PATH is:
+// never an unreadable record, so never a free lease.
+func TestDirectoryAtNewestVersion(t *testing.T) {
+	path := leasePathIn(t)
+	mustAcquireLease(t, path, time.Hour, lease.WithClock(clockAt(0)))
+	if err := os.Mkdir(filepath.Join(path+".d", "2"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ioErrorCase(t, path, nil)
+}
+
 func TestParentIsAFile(t *testing.T) {
 	parent := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(parent, []byte("x"), 0o666); err != nil {

@@ -32,10 +32,11 @@
 // publishes it to PATH by an atomic rename. The highest version in PATH.d is
 // the truth; PATH is a copy for people and tools, which can lag behind for
 // a moment after a crash or a race. PATH shares its inode with the newest
-// version and is created read-only: never write it in place. Releasing keeps both and marks the
-// record released, so that the epoch never goes back; deleting PATH and
-// PATH.d by hand resets the lease, epoch included. See docs/DESIGN.md for the
-// protocol and why it is safe.
+// version and is created read-only (but on Windows, where a read-only file
+// can't be replaced by a rename): never write it in place. Releasing keeps
+// both and marks the record released, so that the epoch never goes back;
+// deleting PATH and PATH.d by hand resets the lease, epoch included. See
+// docs/DESIGN.md for the protocol and why it is safe.
 //
 // # Time
 //

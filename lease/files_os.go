@@ -41,6 +41,8 @@ func readBounded(name string) ([]byte, error) {
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil {
 		return nil, err
+	} else if fi.IsDir() { // an I/O error, as a read would say: never free
+		return nil, &fs.PathError{Op: "read", Path: name, Err: errIsDir}
 	} else if !fi.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
 	}

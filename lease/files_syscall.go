@@ -72,7 +72,11 @@ func readBounded(name string) ([]byte, error) {
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return nil, &fs.PathError{Op: "fstat", Path: name, Err: err}
 	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+	case syscall.S_IFDIR: // an I/O error, as read(2) would say: never free
+		return nil, &fs.PathError{Op: "read", Path: name, Err: syscall.EISDIR}
+	default:
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
 	}
 	buf := make([]byte, 512)
