@@ -77,6 +77,11 @@ func TestTTINAndTTOUDoNotStopLeaserun(t *testing.T) {
 		done
 		exit 5`)
 	waitFile(t, ready)
+	// From its log line on: before, leaserun may not have started keeping
+	// the stop signals off (it can't before the child has started).
+	eventually(t, "leaserun logs the child's start", func() bool {
+		return strings.Contains(h.stderr.String(), "child started")
+	})
 	for i, sig := range []syscall.Signal{syscall.SIGTTIN, syscall.SIGTTOU} {
 		h.cmd.Process.Signal(sig)
 		h.cmd.Process.Signal(syscall.SIGUSR1)
