@@ -113,19 +113,35 @@ type helper struct {
 	code   int
 }
 
-// startHelper runs helperMain with env (H_* variables) on args.
+// startHelper runs helperMain with env (H_* variables) on args. It skips
+// the test if the helper can't start with attr (a PID namespace without
+// root, say).
 func startHelper(t *testing.T, attr *syscall.SysProcAttr, env []string, args ...string) *helper {
 	t.Helper()
+	h := newHelper(attr, env, args...)
+	if err := h.start(t); err != nil {
+		if attr != nil {
+			t.Skipf("can't start the helper with %+v: %v", attr, err)
+		}
+		t.Fatal(err)
+	}
+	return h
+}
+
+// newHelper prepares helperMain with env on args, for start.
+func newHelper(attr *syscall.SysProcAttr, env []string, args ...string) *helper {
 	h := &helper{done: make(chan struct{})}
 	h.cmd = exec.Command(os.Args[0], args...)
 	h.cmd.Env = append(os.Environ(), append(env, "SUPERVISOR_TEST_HELPER=1")...)
 	h.cmd.Stderr = &h.stderr
 	h.cmd.SysProcAttr = attr
+	return h
+}
+
+// start starts the helper, which the test's end kills if it still runs.
+func (h *helper) start(t *testing.T) error {
 	if err := h.cmd.Start(); err != nil {
-		if attr != nil {
-			t.Skipf("can't start the helper with %+v: %v", attr, err)
-		}
-		t.Fatal(err)
+		return err
 	}
 	go func() {
 		h.cmd.Wait()
@@ -142,7 +158,7 @@ func startHelper(t *testing.T, attr *syscall.SysProcAttr, env []string, args ...
 			t.Logf("helper stderr:\n%s", h.stderr.String())
 		}
 	})
-	return h
+	return nil
 }
 
 // wait waits for the helper to exit, and returns its status.

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -231,34 +230,12 @@ func processAlive(pid int) bool {
 // leaserun. leaserun takes the foreground back afterwards.
 func TestTerminal(t *testing.T) {
 	ptm, pts := openPty(t)
-	_, env := helperEnv(t, "H_CHECK_FOREGROUND=1")
 	dir := t.TempDir()
 	ready, read, got := filepath.Join(dir, "ready"), filepath.Join(dir, "read"), filepath.Join(dir, "got")
-	h := &helper{done: make(chan struct{})}
-	h.cmd = exec.Command(os.Args[0], "sh", "-c",
+	h := startOnTerminal(t, ptm, pts, pts, pts,
 		`trap 'echo INT >> `+got+`; exit 7' INT; echo $$ > `+ready+`
 		read line; echo "$line" > `+read+`
 		while :; do sleep 0.01; done`)
-	h.cmd.Env = append(os.Environ(), append(env, "SUPERVISOR_TEST_HELPER=1")...)
-	h.cmd.Stdin, h.cmd.Stdout, h.cmd.Stderr = pts, pts, &h.stderr
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		h.cmd.Wait()
-		h.code = h.cmd.ProcessState.ExitCode()
-		close(h.done)
-	}()
-	go io.Copy(io.Discard, ptm) // the terminal's output
-	t.Cleanup(func() {
-		h.cmd.Process.Kill()
-		<-h.done
-		if t.Failed() {
-			t.Logf("helper stderr:\n%s", h.stderr.String())
-		}
-	})
-
 	waitFile(t, ready)
 	ptm.Write([]byte("hello\n"))
 	if line := waitFile(t, read); line != "hello" {
@@ -324,31 +301,16 @@ func TestTerminalNotTakenInAPipeline(t *testing.T) {
 func startOnTerminal(t *testing.T, ptm, pts *os.File, stdin io.Reader, stdout io.Writer, script string) *helper {
 	t.Helper()
 	_, env := helperEnv(t, "H_CHECK_FOREGROUND=1")
-	h := &helper{done: make(chan struct{})}
-	h.cmd = exec.Command(os.Args[0], "sh", "-c", script)
-	h.cmd.Env = append(os.Environ(), append(env, "SUPERVISOR_TEST_HELPER=1")...)
-	h.cmd.Stdin, h.cmd.Stdout, h.cmd.Stderr = stdin, stdout, &h.stderr
 	ctty := 0
 	if stdin != io.Reader(pts) {
 		ctty = 1
 	}
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: ctty}
-	if err := h.cmd.Start(); err != nil {
+	h := newHelper(&syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: ctty}, env, "sh", "-c", script)
+	h.cmd.Stdin, h.cmd.Stdout = stdin, stdout
+	if err := h.start(t); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		h.cmd.Wait()
-		h.code = h.cmd.ProcessState.ExitCode()
-		close(h.done)
-	}()
 	go io.Copy(io.Discard, ptm) // the terminal's output
-	t.Cleanup(func() {
-		h.cmd.Process.Kill()
-		<-h.done
-		if t.Failed() {
-			t.Logf("helper stderr:\n%s", h.stderr.String())
-		}
-	})
 	return h
 }
 
