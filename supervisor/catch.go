@@ -17,14 +17,15 @@ import (
 // them go in the background, after the lease is released.
 type catcher struct {
 	C     chan os.Signal
-	ready chan struct{} // closed once every signal is caught
+	ready chan struct{}  // closed once every signal is caught
+	held  chan os.Signal // what catches the signals held off (heldOff), dropped
 
 	done     chan struct{} // closed by release
 	watching chan struct{} // closed when stop's goroutine has returned
 }
 
 func catchSignals() *catcher {
-	c := &catcher{C: make(chan os.Signal, 64), ready: make(chan struct{})}
+	c := &catcher{C: make(chan os.Signal, 64), ready: make(chan struct{}), held: make(chan os.Signal, 1)}
 	var now, later []os.Signal
 	for _, s := range forwardedSignals() {
 		if endsWait(s) {
@@ -37,6 +38,9 @@ func catchSignals() *catcher {
 	go func() {
 		defer close(c.ready)
 		signal.Notify(c.C, later...)
+		if sigs := heldOff(); len(sigs) > 0 { // none would mean all
+			signal.Notify(c.held, sigs...)
+		}
 	}()
 	return c
 }
@@ -79,6 +83,7 @@ func (c *catcher) release() {
 	go func() {
 		<-c.watching
 		<-c.ready
+		signal.Stop(c.held)
 		signal.Stop(c.C)
 		drain(c.C, func(sig os.Signal) {
 			if isShutdown(sig) {

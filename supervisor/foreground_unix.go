@@ -56,29 +56,16 @@ func takeTerminal(cmd *exec.Cmd) *terminal {
 	return &terminal{fd: tty, pgrp: unix.Getpgrp()}
 }
 
-// stops keeps SIGTTIN and SIGTTOU from stopping leaserun while the child
-// runs: stopped, leaserun would stop its guard and renewals while the child
-// ran on past the lease. They come from a kill, or from the terminal: with
-// the foreground handed to the child, leaserun is a background process, and
-// with "stty tostop" its next log line raises SIGTTOU.
-type stops struct{ ttin chan os.Signal }
-
-// catchStops starts keeping the stop signals off, once the child has
-// started: a child started after would inherit an ignored disposition.
-// SIGTTIN is caught and dropped rather than ignored, so that processes the
-// caller starts later get its default. SIGTTOU is ignored: caught, the one
-// that leaserun's own write to the terminal raises would restart the write
-// forever. The Go runtime cannot give an ignored signal its default back, so
-// SIGTTOU stays ignored in this process after Run.
-func catchStops() *stops {
-	s := &stops{ttin: make(chan os.Signal, 1)}
-	signal.Notify(s.ttin, syscall.SIGTTIN)
-	signal.Ignore(syscall.SIGTTOU)
-	return s
-}
-
-// release stops catching SIGTTIN.
-func (s *stops) release() { signal.Stop(s.ttin) }
+// ignoreTTOU keeps SIGTTOU from stopping leaserun once the child runs:
+// stopped, leaserun would stop its guard and renewals while the child ran on
+// past the lease. With the foreground handed to the child, leaserun is a
+// background process, and with "stty tostop" its next log line raises
+// SIGTTOU. Ignored, not caught (as SIGTTIN is, see heldOff): caught, the
+// one raised by leaserun's own write to the terminal would restart the write
+// forever. Not before the child starts, which would inherit the ignored
+// disposition; and the Go runtime cannot restore it, so SIGTTOU stays
+// ignored in this process after Run.
+func ignoreTTOU() { signal.Ignore(syscall.SIGTTOU) }
 
 // restore gives the terminal back to leaserun's process group, from the
 // background: with SIGTTOU ignored, so that the call is not stopped.

@@ -35,8 +35,9 @@ import (
 // Run catches the signals it forwards from when it is called until it
 // returns (it lets them go in the background); once the child is gone, a
 // TERM, INT or QUIT has its default effect (so one during a release hung in
-// a stuck filesystem ends the process) and other signals are dropped. While
-// the child runs, SIGTTIN and SIGTTOU cannot stop the process; SIGTTOU stays
+// a stuck filesystem ends the process) and other signals are dropped. Job
+// control cannot stop the process while the child runs: Run catches and
+// drops SIGTTIN, and ignores SIGTTOU from the child's start. SIGTTOU stays
 // ignored after Run returns (the Go runtime cannot restore the default of a
 // signal it ignored), and processes started later inherit that. Cancelling
 // ctx stops the child as a TERM would: the stop signal, then SIGKILL after
@@ -102,7 +103,7 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, path string, cmd *Co
 		return ExitCannotExec, &ExitError{Code: ExitCannotExec,
 			Err: fmt.Errorf("%w: %s: %w", ErrCannotExec, cmd.Args[0], err)}
 	}
-	defer catchStops().release()
+	ignoreTTOU()
 	log.Info("child started", "pid", c.Process.Pid, "command", cmd.Args[0])
 
 	var lost outcome

@@ -9,6 +9,8 @@ import (
 
 func forwardedSignals() []os.Signal { return []os.Signal{os.Interrupt, syscall.SIGTERM} }
 
+func heldOff() []os.Signal { return nil }
+
 func isShutdown(sig os.Signal) bool { return sig == os.Interrupt || sig == syscall.SIGTERM }
 
 func endsWait(sig os.Signal) bool { return isShutdown(sig) }

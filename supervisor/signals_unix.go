@@ -37,6 +37,14 @@ func forwardedSignals() []os.Signal {
 	return sigs
 }
 
+// heldOff are the signals leaserun catches and drops, so that they can't
+// stop it: SIGTTIN, from a kill (leaserun never reads its terminal).
+// Stopped, leaserun would stop its guard and renewals while the child ran on
+// past the lease. Caught, not ignored: children get back the default of a
+// caught signal, but inherit an ignored one, which the Go runtime could not
+// restore after. (SIGTTOU: see ignoreTTOU.)
+func heldOff() []os.Signal { return []os.Signal{syscall.SIGTTIN} }
+
 // isShutdown reports whether sig asks the child to shut down: after it, the
 // child is killed if it hasn't exited within the grace period.
 func isShutdown(sig os.Signal) bool {
