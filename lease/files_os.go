@@ -42,7 +42,7 @@ func readBounded(name string) ([]byte, error) {
 	if fi, err := f.Stat(); err != nil {
 		return nil, err
 	} else if fi.IsDir() { // an I/O error, as a read would say: never free
-		return nil, &fs.PathError{Op: "read", Path: name, Err: errIsDir}
+		return nil, &fs.PathError{Op: "read", Path: name, Err: syscall.EISDIR}
 	} else if !fi.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
 	}

@@ -37,7 +37,9 @@ func catchSignals() *catcher {
 	signal.Notify(c.C, now...)
 	go func() {
 		defer close(c.ready)
-		signal.Notify(c.C, later...)
+		if len(later) > 0 { // none would mean all
+			signal.Notify(c.C, later...)
+		}
 		if sigs := heldOff(); len(sigs) > 0 { // none would mean all
 			signal.Notify(c.held, sigs...)
 		}

@@ -67,7 +67,10 @@ func TestTTINAndTTOUDoNotStopLeaserun(t *testing.T) {
 	_, env := helperEnv(t)
 	dir := t.TempDir()
 	ready, got := filepath.Join(dir, "ready"), filepath.Join(dir, "got")
-	h := startHelper(t, nil, env, "sh", "-c",
+	// A process group of its own: the kernel discards a SIGTTIN or SIGTTOU
+	// sent to an orphaned group (under setsid, as CI may run us), and the
+	// test could not fail.
+	h := startHelper(t, &syscall.SysProcAttr{Setpgid: true}, env, "sh", "-c",
 		`trap 'echo USR1 >> `+got+`' USR1
 		: > `+got+`; echo $$ > `+ready+`
 		n=0; while [ $n -lt 2 ]; do

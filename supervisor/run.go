@@ -37,9 +37,11 @@ import (
 // TERM, INT or QUIT has its default effect (so one during a release hung in
 // a stuck filesystem ends the process) and other signals are dropped. Job
 // control cannot stop the process while the child runs: Run catches and
-// drops SIGTTIN, and ignores SIGTTOU from the child's start. SIGTTOU stays
-// ignored after Run returns (the Go runtime cannot restore the default of a
-// signal it ignored), and processes started later inherit that. Cancelling
+// drops SIGTTIN, and ignores SIGTTOU from the child's start. The Go runtime
+// cannot restore their defaults: after Run returns, the process still drops
+// SIGTTIN and ignores SIGTTOU, and processes it starts later inherit the
+// ignored SIGTTOU (not SIGTTIN: a child gets a caught signal's default).
+// Cancelling
 // ctx stops the child as a TERM would: the stop signal, then SIGKILL after
 // the grace period.
 func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
