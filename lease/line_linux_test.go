@@ -109,19 +109,27 @@ type lineProc struct {
 	stdin io.WriteCloser
 }
 
-// newLineRig makes a lease held by the test itself, for ttl; its standbys
-// will poll every poll.
-func newLineRig(t *testing.T, ttl, poll time.Duration) (*lineRig, *Lease) {
+// heldLocalLease makes a lease on a local filesystem, where standbys line
+// up, held by the test itself for ttl. It skips the test elsewhere.
+func heldLocalLease(t *testing.T, ttl time.Duration) (path string, holder *Lease) {
 	t.Helper()
 	dir := t.TempDir()
 	if !localFS(dir) {
 		t.Skipf("%s is not on a local filesystem (ext4, xfs, btrfs, f2fs, tmpfs), where standbys line up", dir)
 	}
-	path := filepath.Join(dir, "lease")
+	path = filepath.Join(dir, "lease")
 	holder, err := Acquire(path, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return path, holder
+}
+
+// newLineRig makes a lease held by the test itself, for ttl; its standbys
+// will poll every poll.
+func newLineRig(t *testing.T, ttl, poll time.Duration) (*lineRig, *Lease) {
+	t.Helper()
+	path, holder := heldLocalLease(t, ttl)
 	r := &lineRig{t: t, path: path, cfg: lineStandbyConfig{Path: path, TTL: ttl, Poll: poll},
 		acquired: make(chan int, 100), live: map[int]*lineProc{}, all: map[int]*lineProc{}}
 	t.Cleanup(func() {
@@ -604,15 +612,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // the line and the next Wait leads at once; one that takes the lease leaves
 // it too.
 func TestLineLeaveWakesNext(t *testing.T) {
-	dir := t.TempDir()
-	if !localFS(dir) {
-		t.Skipf("%s is not on a local filesystem", dir)
-	}
-	path := filepath.Join(dir, "lease")
-	holder, err := Acquire(path, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, holder := heldLocalLease(t, time.Hour)
 	a := startInProcessWait(t, path)
 	b := startInProcessWait(t, path)
 	c := startInProcessWait(t, path)
@@ -655,15 +655,7 @@ func (w *inProcessWait) waitReturnErr(t *testing.T) {
 func TestLineFallsBack(t *testing.T) {
 	for _, name := range []string{gateName, nextName} {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			if !localFS(dir) {
-				t.Skipf("%s is not on a local filesystem", dir)
-			}
-			path := filepath.Join(dir, "lease")
-			holder, err := Acquire(path, time.Hour)
-			if err != nil {
-				t.Fatal(err)
-			}
+			path, holder := heldLocalLease(t, time.Hour)
 			if err := os.Mkdir(filepath.Join(path+".d", name), 0o755); err != nil {
 				t.Fatal(err)
 			}
