@@ -2,6 +2,7 @@ package lease
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,9 +18,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// store is the on-disk protocol: versions in dir, the newest published to
-// path. It holds no state of its own beyond the names, so any number of
-// handles and processes can share one path.
+// fileStore is the Store of a file lease: versions in dir, the newest
+// published to path. It holds no state of its own beyond the names, so any
+// number of handles and processes can share one path.
 //
 // The invariants the protocol keeps (docs/DESIGN.md argues each):
 //   - version files are immutable: each is created whole by an exclusive
@@ -36,7 +37,7 @@ import (
 //     reused name n+1 is still caught: cleanup removes versions in
 //     ascending order, so n is gone too and the holder lists; and every
 //     cleanupEvery'th version is listed regardless.
-type store struct {
+type fileStore struct {
 	path string // the published record
 	dir  string // path + ".d": the versions
 	// vprefix is dir and a separator, which a version number completes to
@@ -80,9 +81,22 @@ const tempDir = "tmp"
 // version directory itself; cleanup removes those left by a crash.
 const tempPrefix = "tmp-"
 
-func newStore(path string) *store {
+// Files returns the Store of the file lease at path: the versions of its
+// record in the directory PATH.d, each made by an exclusive link(2), and
+// the newest published to PATH by a rename (see the package documentation
+// and docs/DESIGN.md). It is a Watcher: Wait is woken by changes made on
+// this host. Its calls ignore their context: a hung filesystem hangs them,
+// as it hangs every other use of it.
+//
+// Its revisions are version numbers, and Value.Floor is the version number,
+// or the epoch of the record at PATH if that is higher and the newest
+// version holds no readable record (so that deleting PATH.d alone by
+// mistake does not reset epochs).
+func Files(path string) Store { return newFileStore(path) }
+
+func newFileStore(path string) *fileStore {
 	dir := path + ".d"
-	return &store{
+	return &fileStore{
 		path:    path,
 		dir:     dir,
 		vprefix: filepath.Clean(dir) + string(filepath.Separator),
@@ -92,8 +106,9 @@ func newStore(path string) *store {
 
 // view is what one read of the store found.
 type view struct {
-	seq uint64  // the newest version; 0 when there is none
-	rec *Record // its record; nil when there is none or it is unreadable
+	seq  uint64  // the newest version; 0 when there is none
+	data []byte  // its bytes; nil when there is none or it can't be opened
+	rec  *Record // its record; nil when there is none or it is unreadable
 }
 
 // listing is one directory read of the versions.
@@ -128,12 +143,12 @@ func parseDecimal[S ~string | ~[]byte](name S) (uint64, bool) {
 	return n, true
 }
 
-func (s *store) versionPath(n uint64) string {
+func (s *fileStore) versionPath(n uint64) string {
 	return s.vprefix + strconv.FormatUint(n, 10)
 }
 
 // list reads the version directory. A missing directory is an empty lease.
-func (s *store) list() (listing, error) {
+func (s *fileStore) list() (listing, error) {
 	if testHookList != nil {
 		testHookList()
 	}
@@ -160,7 +175,7 @@ func (s *store) list() (listing, error) {
 
 // checkMissing tells a lease that was never written (fine) from a path that
 // cannot hold one: a missing parent directory is an error, not "free".
-func (s *store) checkMissing() error {
+func (s *fileStore) checkMissing() error {
 	parent := filepath.Dir(s.path)
 	fi, err := os.Stat(parent)
 	if err != nil {
@@ -180,7 +195,7 @@ var (
 
 // checkPath refuses a path that is a directory: writing the lease there
 // would fail only after the version was linked.
-func (s *store) checkPath() error {
+func (s *fileStore) checkPath() error {
 	fi, err := retryStale(func() (fs.FileInfo, error) { return os.Stat(s.path) })
 	if err == nil && fi.IsDir() {
 		return &fs.PathError{Op: "open", Path: s.path, Err: errIsDir}
@@ -193,7 +208,7 @@ func (s *store) checkPath() error {
 
 // read returns the newest version and its record. It never returns a torn
 // record: version files are immutable.
-func (s *store) read() (view, error) {
+func (s *fileStore) read() (view, error) {
 	for {
 		l, err := s.list()
 		if err != nil || l.newest == 0 {
@@ -221,13 +236,13 @@ func (s *store) read() (view, error) {
 		if err != nil {
 			rec = nil // unreadable: the lease is free at this version
 		}
-		return view{seq: l.newest, rec: rec}, nil
+		return view{seq: l.newest, data: data, rec: rec}, nil
 	}
 }
 
 // exists reports whether version n exists: a cheap look before a write
 // that would lose, or after one that may have reused a name.
-func (s *store) exists(n uint64) bool {
+func (s *fileStore) exists(n uint64) bool {
 	_, err := os.Lstat(s.versionPath(n))
 	return err == nil
 }
@@ -269,7 +284,7 @@ const (
 // happen while the clock assumption holds; the look at n-1 and the listing
 // of every cleanupEvery'th version bound what a broken one costs (a holder
 // that wins reused name after reused name).
-func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (outcome, error) {
+func (s *fileStore) put(n uint64, data []byte, durable bool, inTime func() bool) (outcome, error) {
 	if len(data) > MaxRecordSize {
 		// Readers would find it unreadable, hence free.
 		return lost, errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", s.path, len(data), MaxRecordSize)
@@ -350,7 +365,7 @@ func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (ou
 // writeTemp writes data to a new temp file in the version directory's
 // tempDir (the same filesystem as both link targets), creating the
 // directories if needed.
-func (s *store) writeTemp(data []byte) (string, error) {
+func (s *fileStore) writeTemp(data []byte) (string, error) {
 	name := filepath.Join(s.tmp, tempName())
 	err := createExcl(name, data, recordMode)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -377,7 +392,7 @@ var (
 	tempNameCount  atomic.Uint64
 )
 
-func (s *store) makeDir() error {
+func (s *fileStore) makeDir() error {
 	if err := s.checkMissing(); err != nil {
 		return err
 	}
@@ -395,7 +410,7 @@ func (s *store) makeDir() error {
 // is best effort: a failure leaves litter, never an unsafe state. It
 // removes versions in ascending order, so that a version is gone only once
 // those below it are: put relies on that to notice a reused name cheaply.
-func (s *store) cleanup(n uint64, l listing) {
+func (s *fileStore) cleanup(n uint64, l listing) {
 	slices.Sort(l.versions)
 	for _, v := range l.versions {
 		if v+keepVersions < n {
@@ -426,7 +441,7 @@ func removeStale(dir string, names []string) {
 // previousEpoch is the epoch the next acquisition must exceed when the
 // newest version can't tell: the published copy's, if any. It lets a user
 // delete PATH.d without resetting epochs; deleting both resets them.
-func (s *store) previousEpoch() uint64 {
+func (s *fileStore) previousEpoch() uint64 {
 	data, err := readFileBounded(s.path)
 	if err != nil {
 		return 0
@@ -438,26 +453,67 @@ func (s *store) previousEpoch() uint64 {
 	return rec.Epoch
 }
 
-// nextEpoch is the epoch of an acquisition that replaces v. While PATH.d is
-// intact every record the protocol writes has Epoch <= its version number
-// (an acquisition adds one to both, a renewal only to the version), so when
-// the newest record is unreadable, its version number + 1 exceeds every
-// epoch before it; the published copy covers a PATH.d deleted by hand.
-//
-// It reports false when the epochs are spent: the one before is the largest
-// there is, which only a hand-made record can hold, and wrapping round to 0
-// would make the new holder's record unreadable, so its lease free to all.
-func (s *store) nextEpoch(v view) (uint64, bool) {
-	var before uint64
-	if v.rec != nil {
-		before = v.rec.Epoch
-	} else {
-		before = max(v.seq, s.previousEpoch())
-	}
-	if before == math.MaxUint64 {
-		return 0, false
-	}
-	return before + 1, true
+func (s *fileStore) String() string { return s.path }
+
+func (s *fileStore) resetHint() string {
+	return fmt.Sprintf("remove %s and %s to reset", s.path, s.dir)
 }
 
-func (s *store) String() string { return fmt.Sprintf("lease %s", s.path) }
+// rev is the Revision of version n.
+func rev(n uint64) Revision {
+	if n == 0 {
+		return ""
+	}
+	return Revision(strconv.FormatUint(n, 10))
+}
+
+// Load reads the newest version. Its Floor is the version number; when the
+// version holds no readable record, also the epoch of the published copy,
+// if higher: while PATH.d is intact every record the protocol writes has
+// Epoch <= its version number (an acquisition adds one to both, a renewal
+// only to the version), so the version number bounds every epoch before
+// it; the published copy covers a PATH.d deleted by hand.
+func (s *fileStore) Load(ctx context.Context) (Value, error) {
+	if s.path == "" {
+		return Value{}, errEmptyPath
+	}
+	if err := s.checkPath(); err != nil {
+		return Value{}, err
+	}
+	v, err := s.read()
+	if err != nil {
+		return Value{}, err
+	}
+	floor := v.seq
+	if v.rec == nil {
+		floor = max(floor, s.previousEpoch())
+	}
+	return Value{Rev: rev(v.seq), Data: v.data, Floor: floor, decoded: true, rec: v.rec}, nil
+}
+
+// Swap makes data the version after old. An outcome put reports as
+// superseded (linked, but others built on it already) is a success: the
+// write replaced exactly old.
+func (s *fileStore) Swap(ctx context.Context, old Revision, data []byte, w Write) (Revision, error) {
+	if s.path == "" {
+		return "", errEmptyPath
+	}
+	var n uint64
+	if old != "" {
+		var ok bool
+		if n, ok = parseDecimal(old); !ok {
+			return "", errorf(ErrInvalid, "%s: %q is not a version", s.path, old)
+		}
+	}
+	if n == math.MaxUint64 {
+		return "", fmt.Errorf("liblease: %s: no version numbers left after %d; %s", s.path, n, s.resetHint())
+	}
+	out, err := s.put(n+1, data, w.Durable, w.Held)
+	if err != nil {
+		return "", err
+	}
+	if out == lost {
+		return "", fmt.Errorf("%w: %s: version %d was made by another writer", ErrConflict, s.path, n+1)
+	}
+	return rev(n + 1), nil
+}

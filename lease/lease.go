@@ -2,6 +2,7 @@ package lease
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -33,19 +34,19 @@ func errorf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
 }
 
-// heldError says who holds the lease at path, and until when.
-func heldError(sentinel error, path string, r *Record) error {
+// heldError says who holds the lease at loc, and until when.
+func heldError(sentinel error, loc Store, r *Record) error {
 	return errorf(sentinel, "%s: held by %s (pid %d on %s, epoch %d) until %s",
-		path, r.InstanceID, r.PID, r.Host, r.Epoch, r.ExpiresAt().Format(time.RFC3339Nano))
+		loc, r.InstanceID, r.PID, r.Host, r.Epoch, r.ExpiresAt().Format(time.RFC3339Nano))
 }
 
 // Lease is a held lease handle. It is safe for concurrent use: a watchdog may
 // call Expired while another goroutine renews. Renew and Release are
 // serialised with each other; Expired, Deadline, InstanceID, Epoch and
 // Record never wait for them, so they answer even while a write hangs in a
-// stuck filesystem.
+// stuck filesystem or store.
 type Lease struct {
-	store *store
+	st    Store
 	ttl   time.Duration
 	clock Clock
 
@@ -61,9 +62,9 @@ type Lease struct {
 	record    atomic.Pointer[Record]
 
 	mu       sync.Mutex // serialises writes; guards the fields below
-	seq      uint64     // the version this handle wrote last
+	rev      Revision   // the revision of the value this handle wrote last
 	released bool
-	pending  *attempt // a renewal whose outcome an I/O error hid
+	pending  *attempt // a write whose outcome an error hid
 
 	codec *recordCodec // encodes this handle's records; set once by take
 }
@@ -123,7 +124,7 @@ func (c *recordCodec) encode(r *Record) []byte {
 
 // attempt is one write whose result is not known yet.
 type attempt struct {
-	seq   uint64
+	data  []byte
 	rec   Record
 	start time.Time
 }
@@ -140,29 +141,75 @@ type attempt struct {
 // On success the caller must Renew before ttl elapses and Release on
 // shutdown. The new version is synced to disk before Acquire returns, so its
 // epoch survives a power loss.
+//
+// Acquire(path, ...) is AcquireStore(Files(path), ...).
 func Acquire(path string, ttl time.Duration, opts ...Option) (*Lease, error) {
-	o := buildOptions(opts)
-	if err := validate(path, ttl, &o); err != nil {
-		return nil, err
+	if path == "" {
+		return nil, errEmptyPath
 	}
-	s := newStore(path)
-	if err := s.checkPath(); err != nil {
+	return AcquireStore(Files(path), ttl, opts...)
+}
+
+// AcquireStore is Acquire for the lease kept in st. Each of its calls of
+// st is bounded by ttl: a write that takes longer gives a lease nobody may
+// rely on.
+func AcquireStore(st Store, ttl time.Duration, opts ...Option) (*Lease, error) {
+	o := buildOptions(opts)
+	if err := validate(st, ttl, &o); err != nil {
 		return nil, err
 	}
 	for {
-		v, err := s.read()
+		ctx, cancel := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
+		v, rec, err := load(ctx, st)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
-		if v.rec != nil && heldByWallClock(v.rec, o.clock.Now(), o.skew) {
-			return nil, heldError(ErrHeld, path, v.rec)
+		if rec != nil && heldByWallClock(rec, o.clock.Now(), o.skew) {
+			return nil, heldError(ErrHeld, st, rec)
 		}
-		l, err := take(s, v, ttl, &o)
+		l, err := take(st, v, rec, ttl, &o)
 		if l != nil || err != nil {
 			return l, err
 		}
 		// Another challenger made the next version first: judge it anew.
 	}
+}
+
+// load reads st: its value and the record in it, nil when there is none
+// or it is unreadable (a free lease).
+func load(ctx context.Context, st Store) (Value, *Record, error) {
+	v, err := st.Load(ctx)
+	if err != nil {
+		return Value{}, nil, err
+	}
+	return v, recordOf(&v), nil
+}
+
+// recordOf decodes the record in v: nil when there is none or it is
+// unreadable.
+func recordOf(v *Value) *Record {
+	if v.decoded {
+		return v.rec
+	}
+	if v.Rev == "" || len(v.Data) == 0 {
+		return nil
+	}
+	rec, err := decodeRecord(v.Data)
+	if err != nil {
+		return nil
+	}
+	return rec
+}
+
+// within returns a context for the calls of st that must end by the
+// instant until, read on clk. Contexts run on the system's timers: with
+// another clock, the time left until then on clk is counted from now.
+func within(parent context.Context, clk Clock, until time.Time) (context.Context, context.CancelFunc) {
+	if _, ok := clk.(systemClock); ok {
+		return context.WithDeadline(parent, until)
+	}
+	return context.WithTimeout(parent, until.Sub(clk.Now()))
 }
 
 // heldByWallClock is the one-shot judgement of a record read at now.
@@ -185,9 +232,35 @@ var hostname = sync.OnceValue(func() string {
 // changes its pid.
 var pid = sync.OnceValue(os.Getpid)
 
-// take tries to make a new acquisition the version after v. It returns nil,
-// nil when another writer got there first.
-func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
+// nextEpoch is the epoch of an acquisition that replaces v, whose record
+// is rec: one more than rec's, or than v.Floor when there is no readable
+// record (every epoch written before is at most Floor).
+//
+// It reports false when the epochs are spent: the one before is the largest
+// there is, which only a hand-made record can hold, and wrapping round to 0
+// would make the new holder's record unreadable, so its lease free to all.
+func nextEpoch(v Value, rec *Record) (uint64, bool) {
+	before := v.Floor
+	if rec != nil {
+		before = rec.Epoch
+	}
+	if before == math.MaxUint64 {
+		return 0, false
+	}
+	return before + 1, true
+}
+
+// resetHint says how to reset the lease in st, in an error message.
+func resetHint(st Store) string {
+	if s, ok := st.(interface{ resetHint() string }); ok {
+		return s.resetHint()
+	}
+	return "delete " + st.String() + " to reset"
+}
+
+// take tries to make a new acquisition the value after v, whose record is
+// rec. It returns nil, nil when another writer got there first.
+func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Lease, error) {
 	start := o.clock.Now()
 	wall := start.Round(0)
 	rec := Record{
@@ -199,43 +272,52 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		TTL:        ttl,
 		Meta:       o.meta,
 	}
-	if v.seq == math.MaxUint64 {
-		return nil, fmt.Errorf("liblease: %s: no version numbers left after %d; remove %s and %s to reset",
-			s.path, v.seq, s.path, s.dir)
-	}
 	var ok bool
-	if rec.Epoch, ok = s.nextEpoch(v); !ok {
-		return nil, fmt.Errorf("liblease: %s: no epochs left after %d; remove %s and %s to reset",
-			s.path, uint64(math.MaxUint64), s.path, s.dir)
+	if rec.Epoch, ok = nextEpoch(v, prev); !ok {
+		return nil, fmt.Errorf("liblease: %s: no epochs left after %d; %s",
+			st, uint64(math.MaxUint64), resetHint(st))
 	}
 	data := encodeRecord(&rec)
 	if len(data) > MaxRecordSize-recordGrowth {
 		// Everyone else would read it as unreadable, hence free.
-		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", s.path, MaxRecordSize)
+		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", st, MaxRecordSize)
 	}
-	out, err := s.put(v.seq+1, data, true, nil)
-	if err != nil {
-		if out == won {
-			// Linked but not published: give the version up so it doesn't
-			// block the lease for a TTL.
-			released := rec
-			released.TTL = 0
-			s.put(v.seq+2, encodeRecord(&released), false, nil)
-		}
-		return nil, err
-	}
-	if out != won {
+	ctx, cancel := within(context.Background(), o.clock, start.Add(ttl))
+	rev, err := st.Swap(ctx, v.Rev, data, Write{Durable: true})
+	cancel()
+	if errors.Is(err, ErrConflict) {
 		return nil, nil
 	}
-	l := &Lease{store: s, ttl: ttl, clock: o.clock, seq: v.seq + 1, codec: newRecordCodec(&rec, data)}
+	if err != nil {
+		// If the write took effect after all, give it up so that it
+		// doesn't block the lease for a TTL.
+		abandon(st, data, rec, ttl, o)
+		return nil, err
+	}
+	l := &Lease{st: st, ttl: ttl, clock: o.clock, rev: rev, codec: newRecordCodec(&rec, data)}
 	l.setDeadline(start)
 	l.record.Store(&rec)
 	if l.Expired() {
 		// The write took longer than the whole TTL: nobody may rely on it.
 		l.Release()
-		return nil, errorf(ErrLost, "%s: the acquisition took longer than the ttl %v, so it was given up", s.path, ttl)
+		return nil, errorf(ErrLost, "%s: the acquisition took longer than the ttl %v, so it was given up", st, ttl)
 	}
 	return l, nil
+}
+
+// abandon gives up an acquisition whose write failed with an error that
+// leaves its outcome unknown: if the write stands as the current value, it
+// writes a released record after it.
+func abandon(st Store, data []byte, rec Record, ttl time.Duration, o *options) {
+	ctx, cancel := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
+	defer cancel()
+	v, err := st.Load(ctx)
+	if err != nil || !bytes.Equal(v.Data, data) {
+		return
+	}
+	rec.TTL = 0
+	rec.RenewedAt = o.clock.Now().Round(0)
+	st.Swap(ctx, v.Rev, encodeRecord(&rec), Write{})
 }
 
 func (l *Lease) setDeadline(writeStart time.Time) {
@@ -267,14 +349,15 @@ func (l *Lease) Expired() bool {
 	return false
 }
 
-// inTime reports whether the version this handle wrote last, l.seq, still
+// inTime reports whether the value this handle wrote last, at l.rev, still
 // protects it from every challenger: it is an unreleased record and neither
 // its monotonic deadline nor its wall-clock expiry has come. These are
 // Expired's two tests, without the over flag (Release sets it before
 // writing, and a renewal that lapsed gives its version up with the old
-// deadline still in place, which only makes the test stricter). put asks it
-// once its link of l.seq+1 returned: then no challenger can have made l.seq+1
-// before that link (docs/DESIGN.md, Lemma 2a). The caller holds l.mu.
+// deadline still in place, which only makes the test stricter). It is the
+// Write.Held of the handle's writes, asked once the write took effect: then
+// no challenger can have replaced l.rev before it (docs/DESIGN.md, Lemma
+// 2a). The caller holds l.mu.
 func (l *Lease) inTime() bool {
 	rec := l.record.Load()
 	if rec.Released() {
@@ -292,8 +375,12 @@ func (l *Lease) Deadline() time.Time { return *l.deadline.Load() }
 // TTL is the time-to-live the lease was acquired with.
 func (l *Lease) TTL() time.Duration { return l.ttl }
 
-// Path is the lease file's path.
-func (l *Lease) Path() string { return l.store.path }
+// Path is the lease's location, as its Store's String names it: for a
+// file lease, the path of its file.
+func (l *Lease) Path() string { return l.st.String() }
+
+// Store is the store the lease is kept in.
+func (l *Lease) Store() Store { return l.st }
 
 // InstanceID returns this holder's fencing token: a fresh UUID per
 // acquisition.
@@ -311,18 +398,22 @@ func (l *Lease) Record() Record { return l.record.Load().clone() }
 // instance took the lease over, or when this handle's lease already expired
 // — even if nobody took over, since a challenger may be about to; the
 // caller must then acquire anew. Any other error leaves the handle holding
-// until its deadline, and Renew may be retried.
+// until its deadline, and Renew may be retried. Its calls of the store end
+// at the handle's deadline at the latest: a renewal that could only
+// complete later would come too late.
 func (l *Lease) Renew() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released || l.releasing.Load() {
-		return errorf(ErrReleased, "%s", l.store.path)
+		return errorf(ErrReleased, "%s", l.st)
 	}
 	if l.Expired() {
 		return l.lostError()
 	}
-	if err := l.resolvePending(); err != nil {
-		return err
+	ctx, cancel := within(context.Background(), l.clock, l.Deadline())
+	defer cancel()
+	if err := l.resolvePending(ctx); err != nil {
+		return fmt.Errorf("liblease: renewing %s: %w", l.st, err)
 	}
 	if l.Expired() {
 		return l.lostError()
@@ -332,31 +423,42 @@ func (l *Lease) Renew() error {
 	prev := l.record.Load()
 	rec := *prev
 	rec.RenewedAt = start.Round(0)
-	out, err := l.store.put(l.seq+1, l.codec.encode(&rec), false, l.inTime)
-	if err != nil {
-		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
-		return fmt.Errorf("liblease: renewing %s: %w", l.store.path, err)
+	data := l.codec.encode(&rec)
+	if len(data) > MaxRecordSize {
+		// Readers would find it unreadable, hence free.
+		return errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", l.st, len(data), MaxRecordSize)
 	}
-	if out != won {
+	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.inTime})
+	if errors.Is(err, ErrConflict) {
 		return l.lostError()
 	}
-	if lapsed := l.advance(l.seq+1, &rec, start); lapsed {
+	if err != nil {
+		l.pending = &attempt{data: data, rec: rec, start: start}
+		return fmt.Errorf("liblease: renewing %s: %w", l.st, err)
+	}
+	// The write took effect, and perhaps others built on it already (files:
+	// a listing found a higher version beside it): that only happens once
+	// the new record expired, by the challenger's clocks, so after the old
+	// deadline too, and the check of Expired in advance catches it
+	// (docs/DESIGN.md, "Renew").
+	if lapsed := l.advance(rev, &rec, start); lapsed {
 		if l.releasing.Load() {
-			return errorf(ErrReleased, "%s", l.store.path)
+			return errorf(ErrReleased, "%s", l.st)
 		}
 		l.giveUp()
 		return errorf(ErrLost, "%s: lease lapsed at %s while the renewal was being written",
-			l.store.path, prev.ExpiresAt().Format(time.RFC3339Nano))
+			l.st, prev.ExpiresAt().Format(time.RFC3339Nano))
 	}
 	return nil
 }
 
-// advance records a write that won. If the lease lapsed while the write was
-// under way, a watchdog may already have stopped trusting it: the handle
-// stays over, and advance reports that the version it wrote must be given up.
-func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) {
+// advance records a write that took effect. If the lease lapsed while the
+// write was under way, a watchdog may already have stopped trusting it: the
+// handle stays over, and advance reports that the value it wrote must be
+// given up.
+func (l *Lease) advance(rev Revision, rec *Record, start time.Time) (lapsed bool) {
 	lapsed = l.Expired()
-	l.seq = seq
+	l.rev = rev
 	l.record.Store(rec)
 	if !lapsed {
 		l.setDeadline(start)
@@ -367,28 +469,35 @@ func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) 
 }
 
 // resolvePending finds out whether a write (renewal or release) that failed
-// with an I/O error made its version after all: a later put would otherwise see that version
-// and think the lease lost.
-func (l *Lease) resolvePending() error {
+// with an error made its value after all: a later write would otherwise
+// find the value changed and think the lease lost. Its data is unique, so
+// a Load that shows exactly it shows that write.
+func (l *Lease) resolvePending(ctx context.Context) error {
 	p := l.pending
 	if p == nil {
 		return nil
 	}
-	v, err := l.store.read()
+	v, err := l.st.Load(ctx)
 	if err != nil {
-		return fmt.Errorf("liblease: renewing %s: %w", l.store.path, err)
+		return err
 	}
 	l.pending = nil
 	switch {
-	case v.seq == p.seq && v.rec != nil && v.rec.InstanceID == p.rec.InstanceID &&
-		v.rec.RenewedAt.Equal(p.rec.RenewedAt) && v.rec.TTL == p.rec.TTL:
+	case bytes.Equal(v.Data, p.data):
 		// It did: adopt it. If it lapsed meanwhile, Renew finds the handle
 		// expired and gives it up; Release gives it up anyway.
-		l.advance(p.seq, &p.rec, p.start)
-	case v.seq >= p.seq:
+		l.advance(v.Rev, &p.rec, p.start)
+	case v.Rev != l.rev:
+		// Someone else wrote after our value (or after the pending write,
+		// which others then built on): the lease is lost.
 		l.over.Store(true)
 	}
 	return nil
+}
+
+// callContext bounds a store call of a handle outside Renew: one TTL.
+func (l *Lease) callContext() (context.Context, context.CancelFunc) {
+	return within(context.Background(), l.clock, l.clock.Now().Add(l.ttl))
 }
 
 // lostError marks the handle over and says why: who holds now, or that the
@@ -397,20 +506,22 @@ func (l *Lease) resolvePending() error {
 func (l *Lease) lostError() error {
 	l.over.Store(true)
 	if l.releasing.Load() {
-		return errorf(ErrReleased, "%s", l.store.path)
+		return errorf(ErrReleased, "%s", l.st)
 	}
-	v, err := l.store.read()
-	if err == nil && v.seq > l.seq && v.rec != nil && !v.rec.Released() {
-		return heldError(ErrLost, l.store.path, v.rec)
+	ctx, cancel := l.callContext()
+	v, rec, err := load(ctx, l.st)
+	cancel()
+	if err == nil && v.Rev != l.rev && rec != nil && !rec.Released() {
+		return heldError(ErrLost, l.st, rec)
 	}
-	if err == nil && v.seq == l.seq && !l.record.Load().Released() {
+	if err == nil && v.Rev == l.rev && !l.record.Load().Released() {
 		l.giveUp() // once: its released record is then the newest, and ours
 	}
 	return errorf(ErrLost, "%s: lease expired at %s before it was renewed",
-		l.store.path, l.record.Load().ExpiresAt().Format(time.RFC3339Nano))
+		l.st, l.record.Load().ExpiresAt().Format(time.RFC3339Nano))
 }
 
-// giveUp writes a released record after this handle's version, if nobody
+// giveUp writes a released record after this handle's value, if nobody
 // wrote one first. It is how a handle that stopped holding frees the lease
 // at once instead of leaving it to expire.
 func (l *Lease) giveUp() error {
@@ -418,22 +529,25 @@ func (l *Lease) giveUp() error {
 	rec := *l.record.Load()
 	rec.TTL = 0
 	rec.RenewedAt = start.Round(0)
-	out, err := l.store.put(l.seq+1, l.codec.encode(&rec), false, l.inTime)
-	if err != nil {
-		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
-		return fmt.Errorf("liblease: releasing %s: %w", l.store.path, err)
-	}
-	// Superseded: the released record was linked and someone already took
-	// the lease after it (or, from a stale handle, an old name was reused:
-	// that frees nothing either). Released is released.
-	if out == lost {
-		v, rerr := l.store.read()
-		if rerr == nil && v.rec != nil && !v.rec.Released() {
-			return heldError(ErrLost, l.store.path, v.rec)
+	data := l.codec.encode(&rec)
+	ctx, cancel := l.callContext()
+	defer cancel()
+	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.inTime})
+	// A release that took effect while others already built on it (files:
+	// the released record was linked, and someone already took the lease
+	// after it) is done all the same: released is released.
+	if errors.Is(err, ErrConflict) {
+		_, cur, rerr := load(ctx, l.st)
+		if rerr == nil && cur != nil && !cur.Released() {
+			return heldError(ErrLost, l.st, cur)
 		}
-		return errorf(ErrLost, "%s", l.store.path)
+		return errorf(ErrLost, "%s", l.st)
 	}
-	l.seq++
+	if err != nil {
+		l.pending = &attempt{data: data, rec: rec, start: start}
+		return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
+	}
+	l.rev = rev
 	l.record.Store(&rec)
 	return nil
 }
@@ -454,10 +568,13 @@ func (l *Lease) Release() error {
 	if l.released {
 		return nil
 	}
-	if err := l.resolvePending(); err != nil {
-		return err
+	ctx, cancel := l.callContext()
+	err := l.resolvePending(ctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
 	}
-	err := l.giveUp()
+	err = l.giveUp()
 	if err == nil || errors.Is(err, ErrLost) {
 		l.released = true
 	}

@@ -1,6 +1,9 @@
 package lease
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // State is what a read of a lease found.
 type State string
@@ -23,36 +26,52 @@ type Status struct {
 	Record *Record
 }
 
+// readTimeout bounds Read's call of the store, and ReadStore's when its
+// context has no deadline.
+const readTimeout = time.Minute
+
 // Read reads the lease at path without acquiring it: for status commands,
 // and for followers that find the holder through Record.Meta. It takes no
 // lock and never writes. Held or expired is judged as Acquire judges it, by
 // wall clock (WithClock and WithClockSkew apply). A missing or unreadable
 // lease is free; an I/O error is returned as it is.
+//
+// Read(path, ...) is ReadStore(context.Background(), Files(path), ...).
 func Read(path string, opts ...Option) (Status, error) {
+	if path == "" {
+		return Status{}, errEmptyPath
+	}
+	return ReadStore(context.Background(), Files(path), opts...)
+}
+
+// ReadStore is Read for the lease kept in st. It gives up when ctx ends,
+// and after a minute if ctx has no deadline.
+func ReadStore(ctx context.Context, st Store, opts ...Option) (Status, error) {
 	o := buildOptions(opts)
-	if err := validate(path, time.Second, &o); err != nil {
+	if err := validate(st, time.Second, &o); err != nil {
 		return Status{}, err
 	}
-	s := newStore(path)
-	if err := s.checkPath(); err != nil {
-		return Status{}, err
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readTimeout)
+		defer cancel()
 	}
-	v, err := s.read()
+	_, rec, err := load(ctx, st)
 	if err != nil {
 		return Status{}, err
 	}
-	return statusOf(v, o.clock.Now(), o.skew), nil
+	return statusOf(rec, o.clock.Now(), o.skew), nil
 }
 
-func statusOf(v view, now time.Time, skew time.Duration) Status {
+func statusOf(rec *Record, now time.Time, skew time.Duration) Status {
 	switch {
-	case v.rec == nil:
+	case rec == nil:
 		return Status{State: StateFree}
-	case v.rec.Released():
-		return Status{State: StateReleased, Record: v.rec}
-	case heldByWallClock(v.rec, now, skew):
-		return Status{State: StateHeld, Record: v.rec}
+	case rec.Released():
+		return Status{State: StateReleased, Record: rec}
+	case heldByWallClock(rec, now, skew):
+		return Status{State: StateHeld, Record: rec}
 	default:
-		return Status{State: StateExpired, Record: v.rec}
+		return Status{State: StateExpired, Record: rec}
 	}
 }
