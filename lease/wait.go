@@ -122,9 +122,13 @@ func defaultPollInterval(ttl time.Duration, notified bool) time.Duration {
 	return min(max(ttl/10, 10*time.Millisecond), time.Second)
 }
 
+// waitErrorRead bounds waitError's read of the lease: the caller, whose
+// context ended, is owed a prompt answer more than a full one.
+const waitErrorRead = 2 * time.Second
+
 // waitError says that the wait ended, and who holds the lease.
 func waitError(st Store, ttl time.Duration, o *options, cause error) error {
-	ctx, cancel := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
+	ctx, cancel := within(context.Background(), o.clock, o.clock.Now().Add(min(ttl, waitErrorRead)))
 	defer cancel()
 	if _, rec, err := load(ctx, st); err == nil && rec != nil && !rec.Released() {
 		return fmt.Errorf("%w: gave up waiting: %w", heldError(ErrHeld, st, rec), cause)
