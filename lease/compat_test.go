@@ -169,4 +169,3 @@ func buildCompatWorker(t *testing.T) string {
 	}
 	return exe
 }
-
