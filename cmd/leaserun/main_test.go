@@ -105,10 +105,7 @@ func TestRunStatuses(t *testing.T) {
 		{[]string{"--lease", dir, "--", "true"}, 74, dir},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			code, _, stderr := leaserun(t, append([]string{"--log-level", "warn"}, tc.args...)...)
-			if tc.args[0] == "run" {
-				code, _, stderr = leaserun(t, append(tc.args[:3:3], append([]string{"--log-level", "warn"}, tc.args[3:]...)...)...)
-			}
+			code, _, stderr := leaserun(t, tc.args...) // at the default --log-level
 			if code != tc.code {
 				t.Errorf("status %d, want %d; stderr %q", code, tc.code, stderr)
 			}
@@ -137,7 +134,7 @@ func TestCommandNamedLikeASubcommand(t *testing.T) {
 		{[]string{"--lease", p, "--", "status"}, 6},
 		{[]string{"--lease", p, "--", "run", "x"}, 7},
 		{[]string{"run", "--lease", p, "--", "status"}, 6},
-		{[]string{"--log-level", "warn", "--lease", p, "--", "status", "--lease", p}, 6},
+		{[]string{"--log-level", "info", "--lease", p, "--", "status", "--lease", p}, 6},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			if code, _, stderr := leaserun(t, tc.args...); code != tc.code {
@@ -241,11 +238,14 @@ func TestHelpAndVersion(t *testing.T) {
 
 func TestLogs(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "lease")
-	code, _, stderr := leaserun(t, "--lease", p, "--meta", "endpoint=a=b", "--", "true")
+	if code, _, stderr := leaserun(t, "--lease", p, "--", "true"); code != 0 || stderr != "" {
+		t.Errorf("at the default level: status %d, stderr %q; want 0 and silence", code, stderr)
+	}
+	code, _, stderr := leaserun(t, "--lease", p, "--log-level", "info", "--meta", "endpoint=a=b", "--", "true")
 	if code != 0 {
 		t.Fatalf("status %d: %s", code, stderr)
 	}
-	for _, event := range []string{"msg=acquired", "instance=", "epoch=1", `msg="child started"`, `msg="child exited"`, "msg=released"} {
+	for _, event := range []string{"msg=acquired", "instance=", "epoch=2", `msg="child started"`, `msg="child exited"`, "msg=released"} {
 		if !strings.Contains(stderr, event) {
 			t.Errorf("no %s in the log:\n%s", event, stderr)
 		}

@@ -25,7 +25,7 @@ type runCmd struct {
 	HeldExitCode int           `name:"held-exit-code" default:"75" env:"LEASERUN_HELD_EXIT_CODE" placeholder:"N" help:"Status when the lease is held or the wait timed out: 75 by default; 0 makes a skipped cron run silent."`
 	Meta         []string      `name:"meta" sep:"none" placeholder:"KEY=VALUE" help:"Stored in the record's meta; repeatable."`
 	LogFormat    string        `name:"log-format" enum:"text,json" default:"text" env:"LEASERUN_LOG_FORMAT" help:"Format of leaserun's own log lines on stderr: text or json."`
-	LogLevel     string        `name:"log-level" enum:"debug,info,warn,error" default:"info" env:"LEASERUN_LOG_LEVEL" help:"debug, info, warn or error."`
+	LogLevel     string        `name:"log-level" enum:"debug,info,warn,error" default:"warn" env:"LEASERUN_LOG_LEVEL" help:"debug, info, warn or error. The default, warn, is silent when all goes well; info logs each event (acquired, waiting, child started and exited, released)."`
 
 	Command []string `arg:"" name:"command" passthrough:"partial" help:"The command to run, and its arguments."`
 
