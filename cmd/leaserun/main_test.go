@@ -82,6 +82,15 @@ func TestEnvironmentVariables(t *testing.T) {
 	if b, err := os.ReadFile(rec); err != nil || json.Unmarshal(b, &r) != nil || r.TTL != 2*time.Second {
 		t.Errorf("the record while held: %+v, %v; want a ttl of 2s from LEASERUN_TTL", r, err)
 	}
+	// An empty variable is unset, but --help still names it.
+	t.Setenv("LEASERUN_TTL", "")
+	t.Setenv("LEASERUN_WAIT", "")
+	if code, _, stderr := leaserun(t, "--", "true"); code != 0 || stderr != "" {
+		t.Errorf("empty LEASERUN_TTL and LEASERUN_WAIT: status %d, stderr %q; want 0 and quiet", code, stderr)
+	}
+	if _, stdout, _ := leaserun(t, "run", "--help"); !strings.Contains(stdout, "$LEASERUN_TTL") || !strings.Contains(stdout, "$LEASERUN_WAIT") {
+		t.Errorf("run --help with LEASERUN_TTL and LEASERUN_WAIT empty does not name them:\n%s", stdout)
+	}
 }
 
 func TestRunStatuses(t *testing.T) {

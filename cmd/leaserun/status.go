@@ -21,6 +21,9 @@ type statusCmd struct {
 }
 
 func (s *statusCmd) validate() error {
+	if s.Lease == "" {
+		return &supervisor.UsageError{Flag: "lease", Msg: "the lease path is required"}
+	}
 	if s.Format == "" {
 		return nil
 	}
