@@ -36,6 +36,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--lease", p, "--grace", "10s", "--", "true"}, "--grace"},
 		{[]string{"--lease", p, "--grace=-1s", "--", "true"}, "--grace"},
 		{[]string{"--lease", p, "--wait", "--wait-timeout=-1s", "--", "true"}, "--wait-timeout"},
+		{[]string{"--lease", p, "--clock-skew=-1s", "--", "true"}, "--clock-skew"},
+		{[]string{"--lease", p, "--clock-skew", "a bit", "--", "true"}, "--clock-skew"},
 		{[]string{"--lease", p, "--stop-signal", "NOPE", "--", "true"}, "--stop-signal"},
 		{[]string{"--lease", p, "--held-exit-code", "256", "--", "true"}, "--held-exit-code"},
 		{[]string{"--lease", p, "--held-exit-code", "x", "--", "true"}, "--held-exit-code"},
@@ -46,6 +48,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--lease", p, "--nope", "--", "true"}, "--nope"},
 		{[]string{"status"}, "--lease"},
 		{[]string{"status", "--lease", p, "--format", "{{"}, "--format"},
+		{[]string{"status", "--lease", p, "--clock-skew=-1s"}, "--clock-skew"},
+		{[]string{"status", "--lease", ""}, "--lease"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, stdout, stderr := leaserun(t, tc.args...)
