@@ -65,7 +65,9 @@ func WithClockSkew(d time.Duration) Option {
 // filesystem are seen at the next poll. Default: ttl/10, between 10ms and 1s;
 // on a local filesystem (Linux: ext4, xfs, btrfs, f2fs, tmpfs, ramfs) whose
 // changes Wait is notified of, the TTL, at most 30s, as polling there only
-// guards against a lost notification.
+// guards against a lost notification; but ttl/10 again while Wait cannot
+// watch the version directory (PATH.d was removed or replaced, and no watch
+// could be put on the one at its path yet).
 func WithPollInterval(d time.Duration) Option {
 	return func(o *options) { o.pollInterval = d }
 }
