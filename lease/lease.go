@@ -29,6 +29,14 @@ var ErrLost = errors.New("liblease: lease was taken over by another instance")
 // ErrReleased is returned by Renew after Release.
 var ErrReleased = errors.New("liblease: lease was released")
 
+// ErrExhausted is returned, wrapped with the path and the way out, by
+// Acquire, Wait and Read for a lease that is not held and that nobody can
+// acquire: its newest version is numbered math.MaxUint64, or its record
+// claims epoch math.MaxUint64, so the next acquisition has no number left.
+// The protocol adds one per acquisition and cannot get there; hand-made
+// files can. Removing PATH and PATH.d resets the lease.
+var ErrExhausted = errors.New("liblease: lease can't be acquired again")
+
 func errorf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
 }
@@ -185,6 +193,22 @@ var hostname = sync.OnceValue(func() string {
 // changes its pid.
 var pid = sync.OnceValue(os.Getpid)
 
+// acquisitionEpoch returns the epoch of an acquisition that replaces v, or
+// an error wrapping ErrExhausted if there can be none: Acquire and Read
+// judge by it alike.
+func acquisitionEpoch(s *store, v view) (uint64, error) {
+	if v.seq == math.MaxUint64 {
+		return 0, errorf(ErrExhausted, "%s: no version numbers left after %d; remove %s and %s to reset",
+			s.path, v.seq, s.path, s.dir)
+	}
+	epoch, ok := s.nextEpoch(v)
+	if !ok {
+		return 0, errorf(ErrExhausted, "%s: no epochs left after %d; remove %s and %s to reset",
+			s.path, uint64(math.MaxUint64), s.path, s.dir)
+	}
+	return epoch, nil
+}
+
 // take tries to make a new acquisition the version after v. It returns nil,
 // nil when another writer got there first.
 func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
@@ -199,14 +223,9 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		TTL:        ttl,
 		Meta:       o.meta,
 	}
-	if v.seq == math.MaxUint64 {
-		return nil, fmt.Errorf("liblease: %s: no version numbers left after %d; remove %s and %s to reset",
-			s.path, v.seq, s.path, s.dir)
-	}
-	var ok bool
-	if rec.Epoch, ok = s.nextEpoch(v); !ok {
-		return nil, fmt.Errorf("liblease: %s: no epochs left after %d; remove %s and %s to reset",
-			s.path, uint64(math.MaxUint64), s.path, s.dir)
+	var err error
+	if rec.Epoch, err = acquisitionEpoch(s, v); err != nil {
+		return nil, err
 	}
 	data := encodeRecord(&rec)
 	if len(data) > MaxRecordSize-recordGrowth {
