@@ -23,8 +23,17 @@ var ErrHeld = errors.New("liblease: lease is held by another instance")
 // instance — the caller is no longer the holder. It is also returned once the
 // handle's own lease has expired, since a takeover may then have happened,
 // and by Acquire and Wait when writing the new record took longer than the
-// whole TTL (a stalled disk), since nobody may rely on such a lease.
+// whole TTL (a stalled disk, or a TTL shorter than a write), since nobody
+// may rely on such a lease; that error says so in its own words, as nobody
+// took anything over, and errors.Is matches it with ErrLost.
 var ErrLost = errors.New("liblease: lease was taken over by another instance")
+
+// overdueError is the error of an acquisition whose write took longer than
+// the TTL: it is ErrLost, as ErrLost's doc says, but its text is its own.
+type overdueError struct{ msg string }
+
+func (e *overdueError) Error() string { return e.msg }
+func (e *overdueError) Unwrap() error { return ErrLost }
 
 // ErrReleased is returned by Renew after Release.
 var ErrReleased = errors.New("liblease: lease was released")
@@ -147,7 +156,9 @@ type attempt struct {
 //
 // On success the caller must Renew before ttl elapses and Release on
 // shutdown. The new version is synced to disk before Acquire returns, so its
-// epoch survives a power loss.
+// epoch survives a power loss. If the write took longer than ttl, so that
+// the lease had lapsed before Acquire could return it, Acquire releases it
+// again and returns an error that says so (errors.Is(err, ErrLost)).
 func Acquire(path string, ttl time.Duration, opts ...Option) (*Lease, error) {
 	o := buildOptions(opts)
 	if err := validate(path, ttl, &o); err != nil {
@@ -251,8 +262,10 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 	l.record.Store(&rec)
 	if l.Expired() {
 		// The write took longer than the whole TTL: nobody may rely on it.
+		took := o.clock.Now().Sub(start)
 		l.Release()
-		return nil, errorf(ErrLost, "%s: the acquisition took longer than the ttl %v, so it was given up", s.path, ttl)
+		return nil, &overdueError{fmt.Sprintf("liblease: %s: acquiring took %v, longer than the ttl %v, so the lease was released at once",
+			s.path, took, ttl)}
 	}
 	return l, nil
 }
