@@ -400,15 +400,19 @@ func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) 
 
 // resolvePending finds out whether a write (renewal or release) that failed
 // with an I/O error made its version after all: a later put would otherwise see that version
-// and think the lease lost.
-func (l *Lease) resolvePending() error {
+// and think the lease lost. Its error is Renew's.
+func (l *Lease) resolvePending() error { return l.resolvePendingFor("renewing") }
+
+// resolvePendingFor is resolvePending for the write that op ("renewing",
+// "releasing") names in its error.
+func (l *Lease) resolvePendingFor(op string) error {
 	p := l.pending
 	if p == nil {
 		return nil
 	}
 	v, err := l.store.read()
 	if err != nil {
-		return fmt.Errorf("liblease: renewing %s: %w", l.store.path, err)
+		return fmt.Errorf("liblease: %s %s: %w", op, l.store.path, err)
 	}
 	l.pending = nil
 	switch {
@@ -486,7 +490,7 @@ func (l *Lease) Release() error {
 	if l.released {
 		return nil
 	}
-	if err := l.resolvePending(); err != nil {
+	if err := l.resolvePendingFor("releasing"); err != nil {
 		return err
 	}
 	err := l.giveUp()
