@@ -317,8 +317,10 @@ func (l *Lease) inTime() bool {
 }
 
 // Deadline is the instant Expired turns true unless Renew succeeds first. It
-// carries a monotonic clock reading when the clock is the system clock, so
-// time.Until(Deadline()) is immune to wall-clock steps.
+// carries a monotonic clock reading when the clock's readings do, as the
+// system clock's do, so time.Until(Deadline()) is immune to wall-clock
+// steps; with a clock whose readings carry none, it is a wall time (see
+// Clock).
 func (l *Lease) Deadline() time.Time { return *l.deadline.Load() }
 
 // TTL is the time-to-live the lease was acquired with.
