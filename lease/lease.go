@@ -23,11 +23,28 @@ var ErrHeld = errors.New("liblease: lease is held by another instance")
 // instance — the caller is no longer the holder. It is also returned once the
 // handle's own lease has expired, since a takeover may then have happened,
 // and by Acquire and Wait when writing the new record took longer than the
-// whole TTL (a stalled disk), since nobody may rely on such a lease.
+// whole TTL (a stalled disk, or a TTL shorter than a write), since nobody
+// may rely on such a lease; that error says so in its own words, as nobody
+// took anything over, and errors.Is matches it with ErrLost.
 var ErrLost = errors.New("liblease: lease was taken over by another instance")
+
+// overdueError is the error of an acquisition whose write took longer than
+// the TTL: it is ErrLost, as ErrLost's doc says, but its text is its own.
+type overdueError struct{ msg string }
+
+func (e *overdueError) Error() string { return e.msg }
+func (e *overdueError) Unwrap() error { return ErrLost }
 
 // ErrReleased is returned by Renew after Release.
 var ErrReleased = errors.New("liblease: lease was released")
+
+// ErrExhausted is returned, wrapped with the path and the way out, by
+// Acquire, Wait and Read for a lease that is not held and that nobody can
+// acquire: its newest version is numbered math.MaxUint64, or its record
+// claims epoch math.MaxUint64, so the next acquisition has no number left.
+// The protocol adds one per acquisition and cannot get there; hand-made
+// files can. Removing PATH and PATH.d resets the lease.
+var ErrExhausted = errors.New("liblease: lease can't be acquired again")
 
 func errorf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
@@ -139,7 +156,9 @@ type attempt struct {
 //
 // On success the caller must Renew before ttl elapses and Release on
 // shutdown. The new version is synced to disk before Acquire returns, so its
-// epoch survives a power loss.
+// epoch survives a power loss. If the write took longer than ttl, so that
+// the lease had lapsed before Acquire could return it, Acquire releases it
+// again and returns an error that says so (errors.Is(err, ErrLost)).
 func Acquire(path string, ttl time.Duration, opts ...Option) (*Lease, error) {
 	o := buildOptions(opts)
 	if err := validate(path, ttl, &o); err != nil {
@@ -185,6 +204,22 @@ var hostname = sync.OnceValue(func() string {
 // changes its pid.
 var pid = sync.OnceValue(os.Getpid)
 
+// acquisitionEpoch returns the epoch of an acquisition that replaces v, or
+// an error wrapping ErrExhausted if there can be none: Acquire and Read
+// judge by it alike.
+func acquisitionEpoch(s *store, v view) (uint64, error) {
+	if v.seq == math.MaxUint64 {
+		return 0, errorf(ErrExhausted, "%s: no version numbers left after %d; remove %s and %s to reset",
+			s.path, v.seq, s.path, s.dir)
+	}
+	epoch, ok := s.nextEpoch(v)
+	if !ok {
+		return 0, errorf(ErrExhausted, "%s: no epochs left after %d; remove %s and %s to reset",
+			s.path, uint64(math.MaxUint64), s.path, s.dir)
+	}
+	return epoch, nil
+}
+
 // take tries to make a new acquisition the version after v. It returns nil,
 // nil when another writer got there first.
 func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
@@ -199,14 +234,9 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		TTL:        ttl,
 		Meta:       o.meta,
 	}
-	if v.seq == math.MaxUint64 {
-		return nil, fmt.Errorf("liblease: %s: no version numbers left after %d; remove %s and %s to reset",
-			s.path, v.seq, s.path, s.dir)
-	}
-	var ok bool
-	if rec.Epoch, ok = s.nextEpoch(v); !ok {
-		return nil, fmt.Errorf("liblease: %s: no epochs left after %d; remove %s and %s to reset",
-			s.path, uint64(math.MaxUint64), s.path, s.dir)
+	var err error
+	if rec.Epoch, err = acquisitionEpoch(s, v); err != nil {
+		return nil, err
 	}
 	data := encodeRecord(&rec)
 	if len(data) > MaxRecordSize-recordGrowth {
@@ -232,8 +262,10 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 	l.record.Store(&rec)
 	if l.Expired() {
 		// The write took longer than the whole TTL: nobody may rely on it.
+		took := o.clock.Now().Sub(start)
 		l.Release()
-		return nil, errorf(ErrLost, "%s: the acquisition took longer than the ttl %v, so it was given up", s.path, ttl)
+		return nil, &overdueError{fmt.Sprintf("liblease: %s: acquiring took %v, longer than the ttl %v, so the lease was released at once",
+			s.path, took, ttl)}
 	}
 	return l, nil
 }
@@ -285,8 +317,10 @@ func (l *Lease) inTime() bool {
 }
 
 // Deadline is the instant Expired turns true unless Renew succeeds first. It
-// carries a monotonic clock reading when the clock is the system clock, so
-// time.Until(Deadline()) is immune to wall-clock steps.
+// carries a monotonic clock reading when the clock's readings do, as the
+// system clock's do, so time.Until(Deadline()) is immune to wall-clock
+// steps; with a clock whose readings carry none, it is a wall time (see
+// Clock).
 func (l *Lease) Deadline() time.Time { return *l.deadline.Load() }
 
 // TTL is the time-to-live the lease was acquired with.
@@ -368,15 +402,19 @@ func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) 
 
 // resolvePending finds out whether a write (renewal or release) that failed
 // with an I/O error made its version after all: a later put would otherwise see that version
-// and think the lease lost.
-func (l *Lease) resolvePending() error {
+// and think the lease lost. Its error is Renew's.
+func (l *Lease) resolvePending() error { return l.resolvePendingFor("renewing") }
+
+// resolvePendingFor is resolvePending for the write that op ("renewing",
+// "releasing") names in its error.
+func (l *Lease) resolvePendingFor(op string) error {
 	p := l.pending
 	if p == nil {
 		return nil
 	}
 	v, err := l.store.read()
 	if err != nil {
-		return fmt.Errorf("liblease: renewing %s: %w", l.store.path, err)
+		return fmt.Errorf("liblease: %s %s: %w", op, l.store.path, err)
 	}
 	l.pending = nil
 	switch {
@@ -454,7 +492,7 @@ func (l *Lease) Release() error {
 	if l.released {
 		return nil
 	}
-	if err := l.resolvePending(); err != nil {
+	if err := l.resolvePendingFor("releasing"); err != nil {
 		return err
 	}
 	err := l.giveUp()

@@ -27,7 +27,9 @@ type Status struct {
 // and for followers that find the holder through Record.Meta. It takes no
 // lock and never writes. Held or expired is judged as Acquire judges it, by
 // wall clock (WithClock and WithClockSkew apply). A missing or unreadable
-// lease is free; an I/O error is returned as it is.
+// lease is free; an I/O error is returned as it is. A lease that is not
+// held and that no acquisition could take is an error wrapping
+// ErrExhausted, as Acquire would return.
 func Read(path string, opts ...Option) (Status, error) {
 	o := buildOptions(opts)
 	if err := validate(path, time.Second, &o); err != nil {
@@ -41,7 +43,13 @@ func Read(path string, opts ...Option) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	return statusOf(v, o.clock.Now(), o.skew), nil
+	st := statusOf(v, o.clock.Now(), o.skew)
+	if st.State != StateHeld {
+		if _, err := acquisitionEpoch(s, v); err != nil {
+			return Status{}, err
+		}
+	}
+	return st, nil
 }
 
 func statusOf(v view, now time.Time, skew time.Duration) Status {

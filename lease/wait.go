@@ -18,13 +18,17 @@ import (
 // otherwise, and for changes made by other hosts, it reads the lease every
 // poll interval (WithPollInterval; by default ttl/10 between 10ms and 1s,
 // or once a TTL, at most 30s, on a local filesystem it watches, which no
-// other host can write). On a local filesystem on Linux, the Waits for one
-// lease on this host line up through flock(2) locks on PATH.d/standby and
-// PATH.d/standby.next, and only the first in line is woken by changes: a
-// hint that spares the others, which still read the lease every poll
-// interval, never a condition of safety (docs/DESIGN.md). I/O errors end
-// the wait. When ctx ends first, the error wraps both ErrHeld and
-// ctx.Err().
+// other host can write). When PATH.d is removed, moved away or replaced,
+// Wait reads the lease and watches the directory that then stands at
+// PATH.d (on Linux it watches PATH.d's parent for one to come); while it
+// can watch none, the default poll interval is ttl/10 again, and Wait
+// tries to watch at every read. On a local filesystem on Linux, the Waits
+// for one lease on this host line up through flock(2) locks on
+// PATH.d/standby and PATH.d/standby.next, and only the first in line is
+// woken by changes: a hint that spares the others, which still read the
+// lease every poll interval, never a condition of safety (docs/DESIGN.md).
+// I/O errors end the wait. When ctx ends first, the error wraps both
+// ErrHeld and ctx.Err().
 func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (*Lease, error) {
 	o := buildOptions(opts)
 	if err := validate(path, ttl, &o); err != nil {
@@ -47,9 +51,6 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 	defer retry.Stop()
 	defer handOver.Stop()
 	handOverArmed := false
-	if o.pollInterval == 0 {
-		o.pollInterval = defaultPollInterval(ttl, changes.complete)
-	}
 
 	var (
 		observed   bool
@@ -64,6 +65,12 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 			handOverArmed = true
 			handOver.Reset(handOverAfter)
 		}
+		// Before the read: a watch put back now reports what comes after.
+		complete := changes.complete()
+		next := o.pollInterval
+		if next == 0 {
+			next = defaultPollInterval(ttl, complete)
+		}
 		v, err := s.read()
 		if err != nil {
 			return nil, err
@@ -72,7 +79,6 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 		if !observed || v.seq != observedV {
 			observed, observedAt, observedV = true, now, v.seq
 		}
-		next := o.pollInterval
 		if v.rec == nil || v.rec.Released() || now.Sub(observedAt) >= v.rec.TTL {
 			// If another standby woken by the same change has made the
 			// next version already, don't write one that must lose (its

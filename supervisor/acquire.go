@@ -127,16 +127,19 @@ func acquireError(cfg *Config, err error) error {
 	}
 }
 
-// release gives the lease up. It may hang in a stuck filesystem: that only
-// delays the exit, as the child is dead by then.
+// release gives the lease up, and logs what became of it. It may hang in a
+// stuck filesystem: that only delays the exit, as the child is dead by
+// then.
 func release(l *lease.Lease, log *slog.Logger) {
-	if err := l.Release(); err != nil {
-		if errors.Is(err, lease.ErrLost) {
-			log.Debug("not released: another instance holds the lease", "err", err)
-		} else {
-			log.Warn("release failed", "err", err)
-		}
-		return
+	switch err := l.Release(); {
+	case err == nil:
+		log.Info("released")
+	case errors.Is(err, lease.ErrLost):
+		log.Debug("not released: another instance took the lease over", "err", err)
+	default:
+		// Standbys take the lease once its last record expires.
+		rec := l.Record()
+		log.Warn("not released: the lease stays held until it expires",
+			"expires_at", rec.ExpiresAt().Format(time.RFC3339Nano), "err", err)
 	}
-	log.Info("released")
 }

@@ -271,3 +271,73 @@ func TestLogs(t *testing.T) {
 		t.Errorf("--meta: %+v", st.Record)
 	}
 }
+
+// TestStatusOfSpentLease: a lease that no run can take, since its version
+// numbers or epochs are spent (hand-made files can do that), is no free
+// lease: status says so with exit 74 and a line naming the path, as a run
+// does. A live holder still shows as held.
+func TestStatusOfSpentLease(t *testing.T) {
+	const top = "18446744073709551615" // math.MaxUint64
+	// spoil writes, over the lease at p, the record it has (rec) as the
+	// version top, or with the epoch top as the newest version, 3.
+	spoilings := map[string]func(t *testing.T, p string, rec []byte){
+		"a version named " + top: func(t *testing.T, p string, rec []byte) {
+			if err := os.WriteFile(filepath.Join(p+".d", top), rec, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"a record of epoch " + top: func(t *testing.T, p string, rec []byte) {
+			spent := bytes.Replace(rec, []byte(`"epoch":1`), []byte(`"epoch":`+top), 1)
+			if bytes.Equal(spent, rec) {
+				t.Fatalf("no epoch 1 in %s", rec)
+			}
+			if err := os.WriteFile(filepath.Join(p+".d", "3"), spent, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, spoil := range spoilings {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "lease")
+			l, err := lease.Acquire(p, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Renew(); err != nil { // version 2: the spoiled record is 3
+				t.Fatal(err)
+			}
+			held, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(p+".d", "2")); err != nil {
+				t.Fatal(err)
+			}
+			spoil(t, p, held)
+			if code, stdout, stderr := leaserun(t, "status", "--lease", p, "--format", "{{.State}}"); code != 0 || stdout != "held\n" {
+				t.Errorf("held: status %d, stdout %q, stderr %q; want 0 and held", code, stdout, stderr)
+			}
+			if code, _, stderr := leaserun(t, "--lease", p, "--", "true"); code != 75 {
+				t.Errorf("held: a run's status %d (%q), want 75", code, stderr)
+			}
+
+			// Now let it be released, as far as the records say.
+			released := bytes.Replace(held, []byte(`"ttl":60000000000`), []byte(`"ttl":0`), 1)
+			if bytes.Equal(released, held) {
+				t.Fatalf("no ttl of a minute in %s", held)
+			}
+			for _, v := range []string{top, "3"} {
+				os.Remove(filepath.Join(p+".d", v))
+			}
+			spoil(t, p, released)
+			runCode, _, runErr := leaserun(t, "--lease", p, "--", "true")
+			code, stdout, stderr := leaserun(t, "status", "--lease", p)
+			if code != 74 || stdout != "" || !strings.Contains(stderr, p) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("status %d, stdout %q, stderr %q; want 74 and one line naming %s", code, stdout, stderr, p)
+			}
+			if runCode != code {
+				t.Errorf("a run: status %d (%q), status: %d", runCode, runErr, code)
+			}
+		})
+	}
+}

@@ -60,7 +60,8 @@ func (v statusView) MarshalJSON() ([]byte, error) {
 }
 
 // run prints the lease's status: exit 0 when held by a live holder, 1
-// otherwise, 74 on an I/O error.
+// otherwise, 74 on an I/O error or for a lease that no run could acquire
+// (lease.ErrExhausted), as a run would exit.
 func (s *statusCmd) run(stdout, stderr io.Writer) int {
 	st, err := lease.Read(s.Lease, lease.WithClockSkew(s.ClockSkew))
 	if err != nil {
