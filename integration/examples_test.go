@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,9 @@ func unitFile(t *testing.T) (text string, keys map[string]string) {
 }
 
 // TestSystemdUnitCommandLine runs the example unit's ExecStart with the
-// lease in a temp dir and true as the job: its flags must be valid, and
-// TimeoutStopSec must leave leaserun its --grace.
+// lease in a temp dir and true as the job: its flags must be valid,
+// TimeoutStopSec must leave leaserun its --grace, and the journal must get
+// every event, not only what went wrong.
 func TestSystemdUnitCommandLine(t *testing.T) {
 	_, keys := unitFile(t)
 	for k, want := range map[string]string{"KillMode": "mixed", "Restart": "always"} {
@@ -66,6 +68,39 @@ func TestSystemdUnitCommandLine(t *testing.T) {
 	out, err := exec.Command(leaserunBin, args[1:]...).CombinedOutput()
 	if err != nil {
 		t.Errorf("%v: %v\n%s", args, err, out)
+	}
+	for _, event := range []string{"msg=acquired", `msg="child started"`, `msg="child exited"`, "msg=released"} {
+		if !strings.Contains(string(out), event) {
+			t.Errorf("%v: no %s in the log:\n%s", args, event, out)
+		}
+	}
+}
+
+// TestSystemdUnitInREADME: the README's unit is the example's, without its
+// comments.
+func TestSystemdUnitInREADME(t *testing.T) {
+	text, _ := unitFile(t)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```ini\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("no ini block in the README")
+	}
+	settings := func(text string) []string {
+		var lines []string
+		for line := range strings.Lines(text) {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				lines = append(lines, line)
+			}
+		}
+		return lines
+	}
+	if got, want := settings(block), settings(text); !slices.Equal(got, want) {
+		t.Errorf("the README's unit:\n%s\nthe example's, without comments:\n%s",
+			strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

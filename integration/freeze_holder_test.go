@@ -233,7 +233,7 @@ func TestFreezeHolderPastTTL(t *testing.T) {
 	releaseNew := filepath.Join(dir, "release-new")
 	standby := e2eStartLeaserun(t, dir, "standby", nil,
 		e2eChildEnv(newLog, e2eEnvHold+"=60s", e2eEnvHoldUntil+"="+releaseNew, e2eEnvHeartbeat+"=2ms"),
-		append(flags, "--wait")...)
+		append(flags, "--wait", "--log-level", "info")...)
 	e2ePoll(t, 30*time.Second, "the standby to wait for the lease", func() bool {
 		if standby.Exited() {
 			t.Fatalf("the standby exited early (%v); stderr:\n%s", standby.err, standby.Stderr())

@@ -39,7 +39,7 @@ func TestKillHolderStandbyTakesOver(t *testing.T) {
 	standby := e2eStartLeaserun(t, dir, "standby", nil,
 		e2eChildEnv(newLog, e2eEnvHold+"=50ms", e2eEnvExit+"=7",
 			e2eEnvOld+"="+fmt.Sprintf("%d:%s", old.PID, oldStart)),
-		append(flags, "--wait")...)
+		append(flags, "--wait", "--log-level", "info")...)
 	e2ePoll(t, 30*time.Second, "the standby to wait for the lease", func() bool {
 		if standby.Exited() {
 			t.Fatalf("the standby exited early (%v); stderr:\n%s", standby.err, standby.Stderr())

@@ -42,7 +42,7 @@ func termDuringHungRelease(t *testing.T, prefix []string) {
 	stop := filepath.Join(dir, "stop")
 	holder := e2eStartLeaserun(t, dir, "holder", prefix,
 		e2eChildEnv(log, e2eEnvHold+"=60s", e2eEnvHoldUntil+"="+stop),
-		"--lease", filepath.Join(rig.Mounts[0].Path, "hung-release.lease"))
+		"--lease", filepath.Join(rig.Mounts[0].Path, "hung-release.lease"), "--log-level", "info")
 	e2eWaitChildStart(t, 30*time.Second, log, holder)
 	pid := holder.cmd.Process.Pid
 	if prefix != nil {

@@ -1,6 +1,7 @@
 package lease_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -240,3 +241,30 @@ func TestAcquireOversizedMeta(t *testing.T) {
 }
 
 var _ lease.Clock = (*fakeclock.Clock)(nil)
+
+// TestAcquireSlowerThanTTL: a TTL shorter than the write itself (here 1ns)
+// makes a lease that lapsed before Acquire or Wait could return it: they
+// release it again and fail with ErrLost, as documented, but with words of
+// their own, since nobody took the lease over.
+func TestAcquireSlowerThanTTL(t *testing.T) {
+	for _, via := range []string{"Acquire", "Wait"} {
+		t.Run(via, func(t *testing.T) {
+			path := leasePathIn(t)
+			var err error
+			if via == "Acquire" {
+				_, err = lease.Acquire(path, time.Nanosecond)
+			} else {
+				_, err = lease.Wait(context.Background(), path, time.Nanosecond)
+			}
+			if !errors.Is(err, lease.ErrLost) {
+				t.Fatalf("%s: %v, want ErrLost", via, err)
+			}
+			if msg := err.Error(); strings.Contains(msg, "taken over") || !strings.Contains(msg, "longer than the ttl 1ns") || !strings.Contains(msg, path) {
+				t.Errorf("%s: %q should say that acquiring %s took longer than the ttl, not that anyone took it over", via, msg, path)
+			}
+			if st := mustReadStatus(t, path); st.State != lease.StateReleased {
+				t.Errorf("after %s: %s, want released", via, st.State)
+			}
+		})
+	}
+}

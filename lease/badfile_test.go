@@ -286,8 +286,9 @@ func TestVersionDirIsAFile(t *testing.T) {
 	})
 }
 
-// TestHugeVersionNumber: a version named near the top of uint64 (left by a
-// buggy or hostile writer) must not hang Acquire: it must succeed or fail.
+// TestHugeVersionNumber: a version named at the top of uint64 (left by a
+// buggy or hostile writer) must not hang Acquire: it fails with
+// ErrExhausted, and Read, which judges as Acquire does, says so too.
 func TestHugeVersionNumber(t *testing.T) {
 	path := leasePathIn(t)
 	clk := clockAt(0)
@@ -306,23 +307,24 @@ func TestHugeVersionNumber(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if err != nil && errors.Is(err, lease.ErrHeld) {
-			t.Fatalf("Acquire: %v", err)
-		}
-		if err != nil {
-			t.Logf("Acquire refused: %v", err)
+		if !errors.Is(err, lease.ErrExhausted) {
+			t.Fatalf("Acquire: %v, want ErrExhausted", err)
 		}
 	case <-time.After(10 * time.Second): // a bound on a hang
 		t.Error("Acquire over a version named MaxUint64 did not return within 10s")
 		os.Remove(bogus) // let the spinning Acquire end
 		<-done
 	}
+	if _, err := lease.Read(path, lease.WithClock(clk)); !errors.Is(err, lease.ErrExhausted) {
+		t.Fatalf("Read: %v, want ErrExhausted", err)
+	}
 }
 
 // TestSpentEpochs: a record whose epoch is the largest there is (written by
 // a buggy or hostile writer) must not let the next holder wrap the epoch
 // round to 0, which readers take for an unreadable record, hence a free
-// lease: Acquire fails, and nothing is linked.
+// lease: Acquire fails with ErrExhausted, and nothing is linked; Read,
+// which judges as Acquire does, fails alike.
 func TestSpentEpochs(t *testing.T) {
 	for _, name := range []string{"newest version", "published copy only"} {
 		t.Run(name, func(t *testing.T) {
@@ -356,8 +358,11 @@ func TestSpentEpochs(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Acquire after epoch %d succeeded with epoch %d", uint64(math.MaxUint64), l2.Epoch())
 			}
-			if errors.Is(err, lease.ErrHeld) {
-				t.Fatalf("Acquire: %v, want an error that is not ErrHeld", err)
+			if !errors.Is(err, lease.ErrExhausted) {
+				t.Fatalf("Acquire: %v, want ErrExhausted", err)
+			}
+			if _, err := lease.Read(path, lease.WithClock(clk)); !errors.Is(err, lease.ErrExhausted) {
+				t.Fatalf("Read: %v, want ErrExhausted", err)
 			}
 			if _, err := os.Stat(filepath.Join(path+".d", "4")); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("a version 4 was linked: %v", err)

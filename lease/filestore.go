@@ -467,6 +467,15 @@ func rev(n uint64) Revision {
 	return Revision(strconv.FormatUint(n, 10))
 }
 
+// exhausted refuses to write after version math.MaxUint64: there is no
+// number left.
+func (s *fileStore) exhausted(v Value) error {
+	if n, _ := parseDecimal(v.Rev); n == math.MaxUint64 {
+		return errorf(ErrExhausted, "%s: no version numbers left after %d; %s", s.path, n, s.resetHint())
+	}
+	return nil
+}
+
 // Load reads the newest version. Its Floor is the version number; when the
 // version holds no readable record, also the epoch of the published copy,
 // if higher: while PATH.d is intact every record the protocol writes has
@@ -505,8 +514,8 @@ func (s *fileStore) Swap(ctx context.Context, old Revision, data []byte, w Write
 			return "", errorf(ErrInvalid, "%s: %q is not a version", s.path, old)
 		}
 	}
-	if n == math.MaxUint64 {
-		return "", fmt.Errorf("liblease: %s: no version numbers left after %d; %s", s.path, n, s.resetHint())
+	if err := s.exhausted(Value{Rev: old}); err != nil {
+		return "", err
 	}
 	out, err := s.put(n+1, data, w.Durable, w.Held)
 	if err != nil {

@@ -24,11 +24,29 @@ var ErrHeld = errors.New("liblease: lease is held by another instance")
 // instance — the caller is no longer the holder. It is also returned once the
 // handle's own lease has expired, since a takeover may then have happened,
 // and by Acquire and Wait when writing the new record took longer than the
-// whole TTL (a stalled disk), since nobody may rely on such a lease.
+// whole TTL (a stalled disk, or a TTL shorter than a write), since nobody
+// may rely on such a lease; that error says so in its own words, as nobody
+// took anything over, and errors.Is matches it with ErrLost.
 var ErrLost = errors.New("liblease: lease was taken over by another instance")
+
+// overdueError is the error of an acquisition whose write took longer than
+// the TTL: it is ErrLost, as ErrLost's doc says, but its text is its own.
+type overdueError struct{ msg string }
+
+func (e *overdueError) Error() string { return e.msg }
+func (e *overdueError) Unwrap() error { return ErrLost }
 
 // ErrReleased is returned by Renew after Release.
 var ErrReleased = errors.New("liblease: lease was released")
+
+// ErrExhausted is returned, wrapped with the location and the way out, by
+// Acquire, Wait and Read (and their Store forms) for a lease that is not
+// held and that nobody can acquire: its record claims epoch
+// math.MaxUint64, or (files) its newest version is numbered
+// math.MaxUint64, so the next acquisition has no number left. The protocol
+// adds one per acquisition and cannot get there; hand-made files can.
+// Removing PATH and PATH.d resets a file lease.
+var ErrExhausted = errors.New("liblease: lease can't be acquired again")
 
 func errorf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
@@ -140,7 +158,9 @@ type attempt struct {
 //
 // On success the caller must Renew before ttl elapses and Release on
 // shutdown. The new version is synced to disk before Acquire returns, so its
-// epoch survives a power loss.
+// epoch survives a power loss. If the write took longer than ttl, so that
+// the lease had lapsed before Acquire could return it, Acquire releases it
+// again and returns an error that says so (errors.Is(err, ErrLost)).
 //
 // Acquire(path, ...) is AcquireStore(Files(path), ...).
 func Acquire(path string, ttl time.Duration, opts ...Option) (*Lease, error) {
@@ -250,6 +270,23 @@ func nextEpoch(v Value, rec *Record) (uint64, bool) {
 	return before + 1, true
 }
 
+// acquisitionEpoch returns the epoch of an acquisition that replaces v,
+// whose record is rec, or an error wrapping ErrExhausted if there can be
+// none: Acquire and Read judge by it alike.
+func acquisitionEpoch(st Store, v Value, rec *Record) (uint64, error) {
+	if s, ok := st.(interface{ exhausted(Value) error }); ok {
+		if err := s.exhausted(v); err != nil {
+			return 0, err
+		}
+	}
+	epoch, ok := nextEpoch(v, rec)
+	if !ok {
+		return 0, errorf(ErrExhausted, "%s: no epochs left after %d; %s",
+			st, uint64(math.MaxUint64), resetHint(st))
+	}
+	return epoch, nil
+}
+
 // resetHint says how to reset the lease in st, in an error message.
 func resetHint(st Store) string {
 	if s, ok := st.(interface{ resetHint() string }); ok {
@@ -272,10 +309,9 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 		TTL:        ttl,
 		Meta:       o.meta,
 	}
-	var ok bool
-	if rec.Epoch, ok = nextEpoch(v, prev); !ok {
-		return nil, fmt.Errorf("liblease: %s: no epochs left after %d; %s",
-			st, uint64(math.MaxUint64), resetHint(st))
+	var err error
+	if rec.Epoch, err = acquisitionEpoch(st, v, prev); err != nil {
+		return nil, err
 	}
 	data := encodeRecord(&rec)
 	if len(data) > MaxRecordSize-recordGrowth {
@@ -299,8 +335,10 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 	l.record.Store(&rec)
 	if l.Expired() {
 		// The write took longer than the whole TTL: nobody may rely on it.
+		took := o.clock.Now().Sub(start)
 		l.Release()
-		return nil, errorf(ErrLost, "%s: the acquisition took longer than the ttl %v, so it was given up", st, ttl)
+		return nil, &overdueError{fmt.Sprintf("liblease: %s: acquiring took %v, longer than the ttl %v, so the lease was released at once",
+			st, took, ttl)}
 	}
 	return l, nil
 }
@@ -368,8 +406,10 @@ func (l *Lease) inTime() bool {
 }
 
 // Deadline is the instant Expired turns true unless Renew succeeds first. It
-// carries a monotonic clock reading when the clock is the system clock, so
-// time.Until(Deadline()) is immune to wall-clock steps.
+// carries a monotonic clock reading when the clock's readings do, as the
+// system clock's do, so time.Until(Deadline()) is immune to wall-clock
+// steps; with a clock whose readings carry none, it is a wall time (see
+// Clock).
 func (l *Lease) Deadline() time.Time { return *l.deadline.Load() }
 
 // TTL is the time-to-live the lease was acquired with.

@@ -691,8 +691,10 @@ func TestLineFallsBack(t *testing.T) {
 }
 
 // TestParseEvents: creations of versions are reported, other names are
-// not; closes of the gates are told apart by their watch; lost events and a
-// removed directory make the caller read the lease, and may hide a close.
+// not; closes of the gates are told apart by their watch; lost events, and
+// a version directory removed, moved away, replaced or back, make the
+// caller watch again and read the lease, and lost events may hide a close.
+// Events of a watch dropped since say nothing.
 func TestParseEvents(t *testing.T) {
 	event := func(wd int32, mask uint32, name string) []byte {
 		n := 0
@@ -706,31 +708,37 @@ func TestParseEvents(t *testing.T) {
 		copy(b[unix.SizeofInotifyEvent:], name)
 		return b
 	}
-	const dirWd, gateWd, nextWd = 1, 2, 3
-	gates := []int32{gateWd, nextWd}
+	const dirWd, gateWd, nextWd, parentWd, oldWd = 1, 2, 3, 4, 5
+	ws := watches{dir: dirWd, parent: parentWd, base: "lease.d", gates: []int32{gateWd, nextWd}}
+	changed := events{newest: math.MaxUint64, ok: true, rewatch: true}
 	for _, tc := range []struct {
-		name     string
-		buf      []byte
-		newest   uint64
-		ok, gate bool
+		name string
+		buf  []byte
+		want events
 	}{
-		{"versions", slices.Concat(event(dirWd, unix.IN_CREATE, "7"), event(dirWd, unix.IN_CREATE, "9"), event(dirWd, unix.IN_CREATE, "8")), 9, true, false},
-		{"not versions", slices.Concat(event(dirWd, unix.IN_CREATE, "tmp"), event(dirWd, unix.IN_CREATE, gateName), event(dirWd, unix.IN_CREATE, "07")), 0, false, false},
-		{"gate closed", event(gateWd, unix.IN_CLOSE_WRITE, ""), 0, false, true},
-		{"next gate closed beside a version", slices.Concat(event(nextWd, unix.IN_CLOSE_WRITE, ""), event(dirWd, unix.IN_CREATE, "3")), 3, true, true},
-		{"gate removed", event(gateWd, unix.IN_IGNORED, ""), 0, false, true},
-		{"directory removed", event(dirWd, unix.IN_IGNORED, ""), math.MaxUint64, true, false},
-		{"overflow", slices.Concat(event(dirWd, unix.IN_CREATE, "3"), event(-1, unix.IN_Q_OVERFLOW, "")), math.MaxUint64, true, true},
-		{"truncated", event(dirWd, unix.IN_CREATE, "12345678901234567890")[:unix.SizeofInotifyEvent+4], math.MaxUint64, true, true},
+		{"versions", slices.Concat(event(dirWd, unix.IN_CREATE, "7"), event(dirWd, unix.IN_CREATE, "9"), event(dirWd, unix.IN_CREATE, "8")), events{newest: 9, ok: true}},
+		{"not versions", slices.Concat(event(dirWd, unix.IN_CREATE, "tmp"), event(dirWd, unix.IN_CREATE, gateName), event(dirWd, unix.IN_CREATE, "07")), events{}},
+		{"gate closed", event(gateWd, unix.IN_CLOSE_WRITE, ""), events{gate: true}},
+		{"next gate closed beside a version", slices.Concat(event(nextWd, unix.IN_CLOSE_WRITE, ""), event(dirWd, unix.IN_CREATE, "3")), events{newest: 3, ok: true, gate: true}},
+		{"gate removed", event(gateWd, unix.IN_IGNORED, ""), events{gate: true}},
+		{"directory gone", event(dirWd, unix.IN_IGNORED, ""), changed},
+		{"directory moved", slices.Concat(event(dirWd, unix.IN_CREATE, "3"), event(dirWd, unix.IN_MOVE_SELF, "")), changed},
+		{"directory removed", event(parentWd, unix.IN_DELETE|unix.IN_ISDIR, "lease.d"), changed},
+		{"directory back", event(parentWd, unix.IN_CREATE|unix.IN_ISDIR, "lease.d"), changed},
+		{"directory moved in", event(parentWd, unix.IN_MOVED_TO|unix.IN_ISDIR, "lease.d"), changed},
+		{"parent gone", event(parentWd, unix.IN_IGNORED, ""), changed},
+		{"other names in the parent", slices.Concat(event(parentWd, unix.IN_DELETE, "lease"), event(parentWd, unix.IN_MOVED_TO, "lease"), event(parentWd, unix.IN_DELETE|unix.IN_ISDIR, "other.d")), events{}},
+		{"a dropped watch", slices.Concat(event(oldWd, unix.IN_CREATE, "12"), event(oldWd, unix.IN_IGNORED, "")), events{}},
+		{"overflow", slices.Concat(event(dirWd, unix.IN_CREATE, "3"), event(-1, unix.IN_Q_OVERFLOW, "")), events{newest: math.MaxUint64, ok: true, gate: true, rewatch: true}},
+		{"truncated", event(dirWd, unix.IN_CREATE, "12345678901234567890")[:unix.SizeofInotifyEvent+4], events{newest: math.MaxUint64, ok: true, gate: true, rewatch: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			newest, ok, gate := parseEvents(tc.buf, gates)
-			if newest != tc.newest || ok != tc.ok || gate != tc.gate {
-				t.Fatalf("parseEvents: %d %v %v, want %d %v %v", newest, ok, gate, tc.newest, tc.ok, tc.gate)
+			if got := parseEvents(tc.buf, ws); got != tc.want {
+				t.Fatalf("parseEvents: %+v, want %+v", got, tc.want)
 			}
 		})
 	}
-	if _, _, gate := parseEvents(event(-1, unix.IN_Q_OVERFLOW, ""), nil); gate {
+	if ev := parseEvents(event(-1, unix.IN_Q_OVERFLOW, ""), watches{dir: dirWd, parent: -1}); ev.gate {
 		t.Fatal("an overflow reported a gate's close with no gate watched")
 	}
 }

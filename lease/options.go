@@ -9,6 +9,21 @@ import (
 // Clock is the source of time for a lease. The default is the system clock,
 // whose readings carry the monotonic clock; tests inject a fake one so that
 // they need not sleep.
+//
+// Two measurements take Now's readings as they are: the holder's deadline
+// (Expired and Deadline: the start of its last write plus the TTL) and
+// Wait's observation of a held record (unchanged for a whole TTL). Go
+// compares and subtracts two readings on the monotonic clock when both
+// carry it, as time.Now's do, and that makes both measurements immune to
+// steps of the wall clock. Readings without it (a fake clock's, or
+// time.Now().UTC(), .Local(), .In(loc) or .Round(0), which strip it) put
+// them on the wall time Now returns: a wall clock stepped back then
+// lengthens the holder's lease in its own eyes beyond what others grant
+// it, and one stepped forward cuts Wait's observation short, so that a
+// standby takes over a live lease. Neither can happen to a clock whose
+// readings are the only time there is, as a test's fake clock is. The
+// wall-clock tests (the record's RenewedAt+TTL, by which Acquire, Read and
+// Expired judge) use Now's wall time either way.
 type Clock interface {
 	Now() time.Time
 	// After fires once d has passed (like time.After).
@@ -38,7 +53,13 @@ func buildOptions(opts []Option) options {
 	return o
 }
 
-// WithClock sets the clock. Default: the system clock.
+// WithClock sets the clock. Default: the system clock. Its readings should
+// carry a monotonic clock reading, as time.Now's do: without one, the
+// holder's deadline and Wait's observation are measured on the wall time
+// Now returns, which a step of the wall clock can lengthen or cut short
+// (see Clock). WithClock cannot refuse such a clock: a test's fake clock
+// has no monotonic reading either, and needs none, and nothing tells the
+// two apart.
 func WithClock(c Clock) Option {
 	return func(o *options) { o.clock = c }
 }
@@ -65,7 +86,9 @@ func WithClockSkew(d time.Duration) Option {
 // filesystem are seen at the next poll. Default: ttl/10, between 10ms and 1s;
 // on a local filesystem (Linux: ext4, xfs, btrfs, f2fs, tmpfs, ramfs) whose
 // changes Wait is notified of, the TTL, at most 30s, as polling there only
-// guards against a lost notification.
+// guards against a lost notification; but ttl/10 again while Wait cannot
+// watch the version directory (PATH.d was removed or replaced, and no watch
+// could be put on the one at its path yet).
 func WithPollInterval(d time.Duration) Option {
 	return func(o *options) { o.pollInterval = d }
 }

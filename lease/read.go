@@ -34,7 +34,9 @@ const readTimeout = time.Minute
 // and for followers that find the holder through Record.Meta. It takes no
 // lock and never writes. Held or expired is judged as Acquire judges it, by
 // wall clock (WithClock and WithClockSkew apply). A missing or unreadable
-// lease is free; an I/O error is returned as it is.
+// lease is free; an I/O error is returned as it is. A lease that is not
+// held and that no acquisition could take is an error wrapping
+// ErrExhausted, as Acquire would return.
 //
 // Read(path, ...) is ReadStore(context.Background(), Files(path), ...).
 func Read(path string, opts ...Option) (Status, error) {
@@ -56,11 +58,17 @@ func ReadStore(ctx context.Context, st Store, opts ...Option) (Status, error) {
 		ctx, cancel = context.WithTimeout(ctx, readTimeout)
 		defer cancel()
 	}
-	_, rec, err := load(ctx, st)
+	v, rec, err := load(ctx, st)
 	if err != nil {
 		return Status{}, err
 	}
-	return statusOf(rec, o.clock.Now(), o.skew), nil
+	status := statusOf(rec, o.clock.Now(), o.skew)
+	if status.State != StateHeld {
+		if _, err := acquisitionEpoch(st, v, rec); err != nil {
+			return Status{}, err
+		}
+	}
+	return status, nil
 }
 
 func statusOf(rec *Record, now time.Time, skew time.Duration) Status {

@@ -3,7 +3,9 @@ package lease_test
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,4 +148,49 @@ func TestReleaseRetryAfterIOError(t *testing.T) {
 	if got := readPublished(t, path); !got.Released() {
 		t.Errorf("published copy after the retried Release still held: %+v", got)
 	}
+}
+
+// TestReleaseErrorsSayReleasing: a Release that fails with an I/O error
+// says that releasing failed, also when what failed is its look at whether
+// an earlier renewal, whose write failed, made its version after all.
+func TestReleaseErrorsSayReleasing(t *testing.T) {
+	path := leasePathIn(t)
+	l := mustAcquireLease(t, path, time.Hour)
+	// A file where the temp directory belongs: every write fails.
+	tmp := filepath.Join(path+".d", "tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tmp, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Renew(); err == nil {
+		t.Fatal("Renew succeeded with a file where the temp directory belongs")
+	}
+	// And a file where the version directory belongs: reads fail too.
+	if err := os.Rename(path+".d", path+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".d", nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	wantReleasing := func(what string) {
+		t.Helper()
+		err := l.Release()
+		if err == nil || errors.Is(err, lease.ErrLost) {
+			t.Fatalf("%s: Release: %v, want an I/O error", what, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "releasing "+path) || strings.Contains(msg, "renew") {
+			t.Errorf("%s: Release: %q, want it to say that releasing %s failed", what, msg, path)
+		}
+	}
+	wantReleasing("the look at the failed renewal failed")
+	// Once the look succeeds, the write of the release fails.
+	if err := os.Remove(path + ".d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".old", path+".d"); err != nil {
+		t.Fatal(err)
+	}
+	wantReleasing("the write failed")
 }

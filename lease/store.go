@@ -131,9 +131,11 @@ type Watcher interface {
 // Swap, so a watch that misses or invents changes costs time, never
 // safety.
 type Watch interface {
-	// Complete reports whether every change is reported, so that polling
-	// only guards against a lost report: Wait then polls once a TTL (at
-	// most 30s) rather than ten times (at least every second).
+	// Complete reports whether every change is reported now, so that
+	// polling only guards against a lost report: Wait then polls once a
+	// TTL (at most 30s) rather than ten times (at least every second).
+	// Wait calls it before each Load: a watch that lost what it watched
+	// may put it back then, so that it reports what comes after the Load.
 	Complete() bool
 	// Ahead reports whether a write after the value at rev is known to
 	// have been made already, whose report will wake Sleep: Wait then

@@ -18,13 +18,17 @@ import (
 // otherwise, and for changes made by other hosts, it reads the lease every
 // poll interval (WithPollInterval; by default ttl/10 between 10ms and 1s,
 // or once a TTL, at most 30s, on a local filesystem it watches, which no
-// other host can write). On a local filesystem on Linux, the Waits for one
-// lease on this host line up through flock(2) locks on PATH.d/standby and
-// PATH.d/standby.next, and only the first in line is woken by changes: a
-// hint that spares the others, which still read the lease every poll
-// interval, never a condition of safety (docs/DESIGN.md). I/O errors end
-// the wait. When ctx ends first, the error wraps both ErrHeld and
-// ctx.Err().
+// other host can write). When PATH.d is removed, moved away or replaced,
+// Wait reads the lease and watches the directory that then stands at
+// PATH.d (on Linux it watches PATH.d's parent for one to come); while it
+// can watch none, the default poll interval is ttl/10 again, and Wait
+// tries to watch at every read. On a local filesystem on Linux, the Waits
+// for one lease on this host line up through flock(2) locks on
+// PATH.d/standby and PATH.d/standby.next, and only the first in line is
+// woken by changes: a hint that spares the others, which still read the
+// lease every poll interval, never a condition of safety (docs/DESIGN.md).
+// I/O errors end the wait. When ctx ends first, the error wraps both
+// ErrHeld and ctx.Err().
 //
 // Wait(ctx, path, ...) is WaitStore(ctx, Files(path), ...).
 func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (*Lease, error) {
@@ -50,9 +54,6 @@ func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option)
 	if w != nil {
 		defer w.Close()
 	}
-	if o.pollInterval == 0 {
-		o.pollInterval = defaultPollInterval(ttl, w != nil && w.Complete())
-	}
 
 	var (
 		observed   bool
@@ -62,6 +63,12 @@ func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, waitError(st, ttl, &o, err)
+		}
+		// Before the read: a watch put back now reports what comes after.
+		complete := w != nil && w.Complete()
+		next := o.pollInterval
+		if next == 0 {
+			next = defaultPollInterval(ttl, complete)
 		}
 		lctx, cancel := within(ctx, o.clock, o.clock.Now().Add(ttl))
 		v, rec, err := load(lctx, st)
@@ -76,7 +83,6 @@ func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option)
 		if !observed || v.Rev != observedV {
 			observed, observedAt, observedV = true, now, v.Rev
 		}
-		next := o.pollInterval
 		if rec == nil || rec.Released() || now.Sub(observedAt) >= rec.TTL {
 			// If another standby woken by the same change has made the
 			// next value already, don't write one that must lose (with

@@ -13,10 +13,13 @@ import (
 type changes struct {
 	C    <-chan struct{}
 	stop func()
-	// complete: every change to the directory is reported (it is watched
-	// and on a local filesystem), so polling is only a safety net.
-	complete bool
-	n        *notifier
+	// local: the directory is on a local filesystem, which no other host
+	// writes, so that a watch on it reports every change.
+	local bool
+	// watched reports whether the directory's watch is in place, first
+	// putting it back if it is gone; nil where nothing is watched.
+	watched func() bool
+	n       *notifier
 	// line is this standby's place in the line of the standbys of the
 	// lease on this host; nil where there is none (line_linux.go).
 	line *line
@@ -30,6 +33,21 @@ type changes struct {
 func (c changes) Close() {
 	c.line.leave()
 	c.stop()
+}
+
+// complete reports whether every change to the directory is reported now,
+// so that polling is only a safety net: it is on a local filesystem, and it
+// is watched, by this standby or, for one behind the head of the line, by
+// the head. When the directory is removed, moved away or replaced, the
+// watcher moves its watch to the one that stands at its path, or where it
+// can (Linux) waits for one to come; while it can do neither, this is
+// false, and each call tries again.
+func (c changes) complete() bool {
+	if c.line != nil && !c.line.leads() {
+		return c.local
+	}
+	watched := c.watched != nil && c.watched() // puts it back if it can
+	return c.local && watched
 }
 
 // newest is the highest version whose creation was reported, or
@@ -89,7 +107,17 @@ type fileWatch struct {
 	handOverArmed   bool
 }
 
-func (w *fileWatch) Complete() bool { return w.c.complete }
+// Complete reports whether the version directory is watched on a local
+// filesystem (changes.complete, which puts a lost watch back). Called
+// before each read, it also starts the hand-over of the place next in line
+// once this standby leads.
+func (w *fileWatch) Complete() bool {
+	if w.c.line.leads() && !w.handOverArmed {
+		w.handOverArmed = true
+		w.handOver.Reset(handOverAfter)
+	}
+	return w.c.complete()
+}
 
 // Ahead reports whether the version after rev exists.
 func (w *fileWatch) Ahead(rev Revision) bool {
@@ -108,10 +136,6 @@ func (w *fileWatch) Close() {
 func (w *fileWatch) Sleep(ctx context.Context, rev Revision, timeout <-chan time.Time) error {
 	seen, _ := parseDecimal(rev)
 	line := w.c.line
-	if line.leads() && !w.handOverArmed {
-		w.handOverArmed = true
-		w.handOver.Reset(handOverAfter)
-	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -12,11 +12,12 @@ import (
 )
 
 // acquire takes the lease, or with cfg.Wait stands by for it. A signal on
-// sigs that ends a wait (TERM, INT, HUP, QUIT) ends the acquisition at once,
-// with status 128+N, even while a read or write of the lease hangs in a
-// stuck filesystem: the lease is then given back by whoever finishes it.
-// Other signals that arrive before the child exists are dropped. Errors
-// carry their exit status.
+// sigs that ends a wait (TERM, INT, HUP, QUIT) ends the acquisition with
+// status 128+N, once the lease it may still take has been given back (see
+// giveBack): at once for a standby between two looks at the lease, later
+// when a read or write of the lease is in a slow file server's hands. Other
+// signals that arrive before the child exists are dropped. Errors carry
+// their exit status.
 func acquire(ctx context.Context, cfg *Config, sigs <-chan os.Signal) (*lease.Lease, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -25,13 +26,9 @@ func acquire(ctx context.Context, cfg *Config, sigs <-chan os.Signal) (*lease.Le
 		ctx, cancelTimeout = context.WithTimeout(ctx, cfg.WaitTimeout)
 		defer cancelTimeout()
 	}
-	type result struct {
-		l   *lease.Lease
-		err error
-	}
-	done := make(chan result, 1)
+	done := make(chan acquisition, 1)
 	go func() {
-		var r result
+		var r acquisition
 		if cfg.Wait {
 			r.l, r.err = wait(ctx, cfg)
 		} else {
@@ -53,12 +50,53 @@ func acquire(ctx context.Context, cfg *Config, sigs <-chan os.Signal) (*lease.Le
 			}
 			err := fmt.Errorf("%w by %v while taking the lease %s", ErrInterrupted, signalName(sig), cfg.Path)
 			cancel(err)
-			go func() {
-				if r := <-done; r.l != nil {
-					r.l.Release()
-				}
-			}()
+			giveBack(cfg, done, sigs)
 			return nil, &ExitError{Code: signalStatus(sig), Err: err}
+		}
+	}
+}
+
+// acquisition is the result of taking the lease, or of standing by for it.
+type acquisition struct {
+	l   *lease.Lease
+	err error
+}
+
+// giveBack gives back the lease that an acquisition interrupted by a signal
+// may still take, before the process exits: the acquisition's write may be
+// in a slow file server's hands, and once made, the lease it takes would
+// keep a standby out for a whole TTL after the process is gone. It waits
+// for the acquisition's result on done, and for the release, for a TTL at
+// most (about when such a lease lapses by itself; a hung file server must
+// not hang the exit forever), and no longer once a second signal that ends
+// a wait comes on sigs. The lease is then left to lapse; in a process that
+// lives on (a Go program calling Run), a goroutine still releases it if the
+// file server answers.
+func giveBack(cfg *Config, done <-chan acquisition, sigs <-chan os.Signal) {
+	log := cfg.Logger.With("lease", cfg.Path)
+	log.Debug("giving back the lease being taken, if any, before exiting", "within", cfg.TTL)
+	given := make(chan struct{})
+	go func() {
+		defer close(given)
+		if r := <-done; r.l != nil {
+			release(r.l, log)
+		}
+	}()
+	deadline := time.NewTimer(cfg.TTL)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-given:
+			return
+		case <-deadline.C:
+			log.Warn("the file server did not answer in time: a lease taken meanwhile is not given back, and lapses by itself",
+				"waited", cfg.TTL)
+			return
+		case sig := <-sigs:
+			if endsWait(sig) {
+				log.Warn(signalName(sig)+" again: a lease taken meanwhile is not given back, and lapses by itself", "ttl", cfg.TTL)
+				return
+			}
 		}
 	}
 }
@@ -89,16 +127,19 @@ func acquireError(cfg *Config, err error) error {
 	}
 }
 
-// release gives the lease up. It may hang in a stuck filesystem: that only
-// delays the exit, as the child is dead by then.
+// release gives the lease up, and logs what became of it. It may hang in a
+// stuck filesystem: that only delays the exit, as the child is dead by
+// then.
 func release(l *lease.Lease, log *slog.Logger) {
-	if err := l.Release(); err != nil {
-		if errors.Is(err, lease.ErrLost) {
-			log.Debug("not released: another instance holds the lease", "err", err)
-		} else {
-			log.Warn("release failed", "err", err)
-		}
-		return
+	switch err := l.Release(); {
+	case err == nil:
+		log.Info("released")
+	case errors.Is(err, lease.ErrLost):
+		log.Debug("not released: another instance took the lease over", "err", err)
+	default:
+		// Standbys take the lease once its last record expires.
+		rec := l.Record()
+		log.Warn("not released: the lease stays held until it expires",
+			"expires_at", rec.ExpiresAt().Format(time.RFC3339Nano), "err", err)
 	}
-	log.Info("released")
 }

@@ -23,7 +23,9 @@ import (
 //
 // In order: it validates cfg (ExitUsage), looks the command up
 // (ExitNotFound, ExitCannotExec), takes the lease or stands by for it
-// (ExitHeld; ExitIO for an I/O error; 128+N when signal N ends the wait),
+// (ExitHeld; ExitIO for an I/O error; 128+N when signal N ends the wait,
+// after giving back a lease it was taking, for cfg.TTL at most or until a
+// second such signal),
 // starts the child in its own process group with the lease in its
 // environment, and runs these actors until the child has exited: the child,
 // the renewer, the deadline guard, the signal forwarder and, as PID 1, the

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 
 	"github.com/alecthomas/kong"
 
@@ -85,6 +86,38 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return c.Status.run(stdout, stderr)
 	}
 	return c.Run.run(stderr)
+}
+
+// BeforeReset makes kong take an empty environment variable for an unset
+// one, so that its flag keeps its default: systemd's Environment=LEASERUN_WAIT=
+// and a shell's LEASERUN_WAIT= make them, to mean "not set here" (kong would
+// parse the empty value, and fail on most). The variables are dropped from
+// the flags of the model, which Main makes for one parse, just before kong
+// reads them; the environment itself, which the child gets, is left as it
+// is. Not so for --help, which names every flag's variable, and reads none.
+func (c *cli) BeforeReset(kctx *kong.Context) error {
+	for _, p := range kctx.Path {
+		if p.Flag != nil && p.Flag.Name == "help" {
+			return nil
+		}
+	}
+	unsetEmptyEnv(kctx.Model.Node)
+	return nil
+}
+
+// unsetEmptyEnv drops the empty environment variables from the flags of node
+// and its children.
+func unsetEmptyEnv(node *kong.Node) {
+	for _, f := range node.Flags {
+		f.Tag.Envs = slices.DeleteFunc(slices.Clone(f.Tag.Envs), func(env string) bool {
+			v, ok := os.LookupEnv(env)
+			return ok && v == ""
+		})
+		f.Envs = f.Tag.Envs
+	}
+	for _, child := range node.Children {
+		unsetEmptyEnv(child)
+	}
 }
 
 // withCommand names the run command when args leave it out and have a --:

@@ -36,6 +36,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--lease", p, "--grace", "10s", "--", "true"}, "--grace"},
 		{[]string{"--lease", p, "--grace=-1s", "--", "true"}, "--grace"},
 		{[]string{"--lease", p, "--wait", "--wait-timeout=-1s", "--", "true"}, "--wait-timeout"},
+		{[]string{"--lease", p, "--clock-skew=-1s", "--", "true"}, "--clock-skew"},
+		{[]string{"--lease", p, "--clock-skew", "a bit", "--", "true"}, "--clock-skew"},
 		{[]string{"--lease", p, "--stop-signal", "NOPE", "--", "true"}, "--stop-signal"},
 		{[]string{"--lease", p, "--held-exit-code", "256", "--", "true"}, "--held-exit-code"},
 		{[]string{"--lease", p, "--held-exit-code", "x", "--", "true"}, "--held-exit-code"},
@@ -46,6 +48,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--lease", p, "--nope", "--", "true"}, "--nope"},
 		{[]string{"status"}, "--lease"},
 		{[]string{"status", "--lease", p, "--format", "{{"}, "--format"},
+		{[]string{"status", "--lease", p, "--clock-skew=-1s"}, "--clock-skew"},
+		{[]string{"status", "--lease", ""}, "--lease"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, stdout, stderr := leaserun(t, tc.args...)
@@ -82,6 +86,15 @@ func TestEnvironmentVariables(t *testing.T) {
 	if b, err := os.ReadFile(rec); err != nil || json.Unmarshal(b, &r) != nil || r.TTL != 2*time.Second {
 		t.Errorf("the record while held: %+v, %v; want a ttl of 2s from LEASERUN_TTL", r, err)
 	}
+	// An empty variable is unset, but --help still names it.
+	t.Setenv("LEASERUN_TTL", "")
+	t.Setenv("LEASERUN_WAIT", "")
+	if code, _, stderr := leaserun(t, "--", "true"); code != 0 || stderr != "" {
+		t.Errorf("empty LEASERUN_TTL and LEASERUN_WAIT: status %d, stderr %q; want 0 and quiet", code, stderr)
+	}
+	if _, stdout, _ := leaserun(t, "run", "--help"); !strings.Contains(stdout, "$LEASERUN_TTL") || !strings.Contains(stdout, "$LEASERUN_WAIT") {
+		t.Errorf("run --help with LEASERUN_TTL and LEASERUN_WAIT empty does not name them:\n%s", stdout)
+	}
 }
 
 func TestRunStatuses(t *testing.T) {
@@ -105,10 +118,7 @@ func TestRunStatuses(t *testing.T) {
 		{[]string{"--lease", dir, "--", "true"}, 74, dir},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			code, _, stderr := leaserun(t, append([]string{"--log-level", "warn"}, tc.args...)...)
-			if tc.args[0] == "run" {
-				code, _, stderr = leaserun(t, append(tc.args[:3:3], append([]string{"--log-level", "warn"}, tc.args[3:]...)...)...)
-			}
+			code, _, stderr := leaserun(t, tc.args...) // at the default --log-level
 			if code != tc.code {
 				t.Errorf("status %d, want %d; stderr %q", code, tc.code, stderr)
 			}
@@ -137,7 +147,7 @@ func TestCommandNamedLikeASubcommand(t *testing.T) {
 		{[]string{"--lease", p, "--", "status"}, 6},
 		{[]string{"--lease", p, "--", "run", "x"}, 7},
 		{[]string{"run", "--lease", p, "--", "status"}, 6},
-		{[]string{"--log-level", "warn", "--lease", p, "--", "status", "--lease", p}, 6},
+		{[]string{"--log-level", "info", "--lease", p, "--", "status", "--lease", p}, 6},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			if code, _, stderr := leaserun(t, tc.args...); code != tc.code {
@@ -241,11 +251,14 @@ func TestHelpAndVersion(t *testing.T) {
 
 func TestLogs(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "lease")
-	code, _, stderr := leaserun(t, "--lease", p, "--meta", "endpoint=a=b", "--", "true")
+	if code, _, stderr := leaserun(t, "--lease", p, "--", "true"); code != 0 || stderr != "" {
+		t.Errorf("at the default level: status %d, stderr %q; want 0 and silence", code, stderr)
+	}
+	code, _, stderr := leaserun(t, "--lease", p, "--log-level", "info", "--meta", "endpoint=a=b", "--", "true")
 	if code != 0 {
 		t.Fatalf("status %d: %s", code, stderr)
 	}
-	for _, event := range []string{"msg=acquired", "instance=", "epoch=1", `msg="child started"`, `msg="child exited"`, "msg=released"} {
+	for _, event := range []string{"msg=acquired", "instance=", "epoch=2", `msg="child started"`, `msg="child exited"`, "msg=released"} {
 		if !strings.Contains(stderr, event) {
 			t.Errorf("no %s in the log:\n%s", event, stderr)
 		}
@@ -256,5 +269,75 @@ func TestLogs(t *testing.T) {
 	st, _ := lease.Read(p)
 	if st.Record == nil || st.Record.Meta["endpoint"] != "a=b" {
 		t.Errorf("--meta: %+v", st.Record)
+	}
+}
+
+// TestStatusOfSpentLease: a lease that no run can take, since its version
+// numbers or epochs are spent (hand-made files can do that), is no free
+// lease: status says so with exit 74 and a line naming the path, as a run
+// does. A live holder still shows as held.
+func TestStatusOfSpentLease(t *testing.T) {
+	const top = "18446744073709551615" // math.MaxUint64
+	// spoil writes, over the lease at p, the record it has (rec) as the
+	// version top, or with the epoch top as the newest version, 3.
+	spoilings := map[string]func(t *testing.T, p string, rec []byte){
+		"a version named " + top: func(t *testing.T, p string, rec []byte) {
+			if err := os.WriteFile(filepath.Join(p+".d", top), rec, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"a record of epoch " + top: func(t *testing.T, p string, rec []byte) {
+			spent := bytes.Replace(rec, []byte(`"epoch":1`), []byte(`"epoch":`+top), 1)
+			if bytes.Equal(spent, rec) {
+				t.Fatalf("no epoch 1 in %s", rec)
+			}
+			if err := os.WriteFile(filepath.Join(p+".d", "3"), spent, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, spoil := range spoilings {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "lease")
+			l, err := lease.Acquire(p, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Renew(); err != nil { // version 2: the spoiled record is 3
+				t.Fatal(err)
+			}
+			held, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(p+".d", "2")); err != nil {
+				t.Fatal(err)
+			}
+			spoil(t, p, held)
+			if code, stdout, stderr := leaserun(t, "status", "--lease", p, "--format", "{{.State}}"); code != 0 || stdout != "held\n" {
+				t.Errorf("held: status %d, stdout %q, stderr %q; want 0 and held", code, stdout, stderr)
+			}
+			if code, _, stderr := leaserun(t, "--lease", p, "--", "true"); code != 75 {
+				t.Errorf("held: a run's status %d (%q), want 75", code, stderr)
+			}
+
+			// Now let it be released, as far as the records say.
+			released := bytes.Replace(held, []byte(`"ttl":60000000000`), []byte(`"ttl":0`), 1)
+			if bytes.Equal(released, held) {
+				t.Fatalf("no ttl of a minute in %s", held)
+			}
+			for _, v := range []string{top, "3"} {
+				os.Remove(filepath.Join(p+".d", v))
+			}
+			spoil(t, p, released)
+			runCode, _, runErr := leaserun(t, "--lease", p, "--", "true")
+			code, stdout, stderr := leaserun(t, "status", "--lease", p)
+			if code != 74 || stdout != "" || !strings.Contains(stderr, p) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("status %d, stdout %q, stderr %q; want 74 and one line naming %s", code, stdout, stderr, p)
+			}
+			if runCode != code {
+				t.Errorf("a run: status %d (%q), status: %d", runCode, runErr, code)
+			}
+		})
 	}
 }

@@ -20,12 +20,13 @@ type runCmd struct {
 	Renew        optDuration   `name:"renew" env:"LEASERUN_RENEW" placeholder:"DURATION" help:"How often to renew (default: ttl/3)."`
 	Wait         bool          `name:"wait" short:"w" env:"LEASERUN_WAIT" help:"Stand by until the lease can be taken, instead of exiting 75."`
 	WaitTimeout  time.Duration `name:"wait-timeout" default:"0" env:"LEASERUN_WAIT_TIMEOUT" help:"Give up waiting after this long (exit 75); implies --wait; 0 waits forever."`
+	ClockSkew    time.Duration `name:"clock-skew" default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"How far apart the clocks of the hosts sharing the lease may be: a one-shot run counts a record as held until its expiry plus this; a standby needs none. Default 0; across hosts, above the worst offset NTP allows there, e.g. 1s."`
 	Grace        optDuration   `name:"grace" env:"LEASERUN_GRACE" placeholder:"DURATION" help:"Time between the stop signal and SIGKILL (default: ttl/3)."`
 	StopSignal   signalFlag    `name:"stop-signal" default:"TERM" env:"LEASERUN_STOP_SIGNAL" placeholder:"SIGNAL" help:"Signal that asks the child to stop: TERM (the default), SIGTERM and 15 all work."`
 	HeldExitCode int           `name:"held-exit-code" default:"75" env:"LEASERUN_HELD_EXIT_CODE" placeholder:"N" help:"Status when the lease is held or the wait timed out: 75 by default; 0 makes a skipped cron run silent."`
 	Meta         []string      `name:"meta" sep:"none" placeholder:"KEY=VALUE" help:"Stored in the record's meta; repeatable."`
 	LogFormat    string        `name:"log-format" enum:"text,json" default:"text" env:"LEASERUN_LOG_FORMAT" help:"Format of leaserun's own log lines on stderr: text or json."`
-	LogLevel     string        `name:"log-level" enum:"debug,info,warn,error" default:"info" env:"LEASERUN_LOG_LEVEL" help:"debug, info, warn or error."`
+	LogLevel     string        `name:"log-level" enum:"debug,info,warn,error" default:"warn" env:"LEASERUN_LOG_LEVEL" help:"debug, info, warn or error. The default, warn, is silent when all goes well; info logs each event (acquired, waiting, child started and exited, released)."`
 
 	Command []string `arg:"" name:"command" passthrough:"partial" help:"The command to run, and its arguments."`
 
@@ -50,6 +51,8 @@ func (r *runCmd) validate() error {
 		return &supervisor.UsageError{Flag: "grace", Msg: fmt.Sprintf("%v: must not be negative", r.Grace.d)}
 	case r.WaitTimeout < 0:
 		return &supervisor.UsageError{Flag: "wait-timeout", Msg: fmt.Sprintf("%v: must not be negative", r.WaitTimeout)}
+	case r.ClockSkew < 0:
+		return &supervisor.UsageError{Flag: "clock-skew", Msg: fmt.Sprintf("%v: must not be negative", r.ClockSkew)}
 	case r.HeldExitCode < 0 || r.HeldExitCode > 255:
 		return &supervisor.UsageError{Flag: "held-exit-code", Msg: fmt.Sprintf("%d: must be between 0 and 255", r.HeldExitCode)}
 	case len(r.Command) == 0 || r.Command[0] == "":
@@ -76,6 +79,7 @@ func (r *runCmd) validate() error {
 		StopSignal:    r.StopSignal.sig,
 		Meta:          meta,
 		KillOrphans:   true,
+		LeaseOptions:  []lease.Option{lease.WithClockSkew(r.ClockSkew)},
 	}
 	if r.Grace.set && r.Grace.d == 0 {
 		r.cfg.Grace = supervisor.NoGrace

@@ -14,13 +14,20 @@ import (
 
 // statusCmd is "leaserun status".
 type statusCmd struct {
-	Lease  string `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease file."`
-	Format string `name:"format" placeholder:"TEMPLATE" help:"Go template over the record instead of JSON, e.g. '{{.Meta.endpoint}}'; fields as in the record (.InstanceID, .PID, .Host, .AcquiredAt, .RenewedAt, .TTL, .Meta, .Epoch) and .ExpiresAt, .State."`
+	Lease     string        `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease file."`
+	ClockSkew time.Duration `name:"clock-skew" default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"How far apart the clocks of the hosts sharing the lease may be: a record counts as held until its expires_at plus this. 0 by default."`
+	Format    string        `name:"format" placeholder:"TEMPLATE" help:"Go template over the record instead of JSON, e.g. '{{.Meta.endpoint}}'; fields as in the record (.InstanceID, .PID, .Host, .AcquiredAt, .RenewedAt, .TTL, .Meta, .Epoch) and .ExpiresAt, .State."`
 
 	tmpl *template.Template
 }
 
 func (s *statusCmd) validate() error {
+	if s.Lease == "" {
+		return &supervisor.UsageError{Flag: "lease", Msg: "the lease path is required"}
+	}
+	if s.ClockSkew < 0 {
+		return &supervisor.UsageError{Flag: "clock-skew", Msg: fmt.Sprintf("%v: must not be negative", s.ClockSkew)}
+	}
 	if s.Format == "" {
 		return nil
 	}
@@ -53,9 +60,10 @@ func (v statusView) MarshalJSON() ([]byte, error) {
 }
 
 // run prints the lease's status: exit 0 when held by a live holder, 1
-// otherwise, 74 on an I/O error.
+// otherwise, 74 on an I/O error or for a lease that no run could acquire
+// (lease.ErrExhausted), as a run would exit.
 func (s *statusCmd) run(stdout, stderr io.Writer) int {
-	st, err := lease.Read(s.Lease)
+	st, err := lease.Read(s.Lease, lease.WithClockSkew(s.ClockSkew))
 	if err != nil {
 		fmt.Fprintf(stderr, "leaserun: error: lease %s: %v\n", s.Lease, err)
 		return supervisor.ExitIO
