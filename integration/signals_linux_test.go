@@ -75,3 +75,71 @@ func TestBrokenStderr(t *testing.T) {
 		t.Errorf("the lease is %q, want released", st)
 	}
 }
+
+// Every signal leaserun can catch reaches the child once: those the kernel
+// raises for a fault too when they are sent with kill (SIGABRT is systemd's
+// watchdog signal), SIGPIPE, and SIGURG where leaserun runs with the Go
+// runtime's asynchronous preemption off (GODEBUG=asyncpreemptoff=1, so that
+// the runtime sends none of its own). leaserun carries on after each, and
+// exits with the child's status once the child ends.
+func TestEverySignalForwarded(t *testing.T) {
+	sigs := []string{"ABRT", "ILL", "TRAP", "BUS", "FPE", "SEGV", "SYS", "PIPE", "URG", "USR1", "ALRM", "WINCH"}
+	dir := t.TempDir()
+	lease, got, ready, stop := filepath.Join(dir, "lease"), filepath.Join(dir, "got"), filepath.Join(dir, "ready"), filepath.Join(dir, "stop")
+	var script strings.Builder
+	for _, s := range sigs {
+		script.WriteString(`trap 'echo ` + s + ` >> ` + got + `' ` + s + "\n")
+	}
+	script.WriteString(`touch ` + ready + `
+		i=0; while [ ! -e ` + stop + ` ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
+		exit 5`)
+	stderr, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd := exec.Command(leaserunBin, "--lease", lease, "--ttl", "30s", "--log-level", "debug", "--", "sh", "-c", script.String())
+	cmd.Env = append(e2eBaseEnv(), "GODEBUG=asyncpreemptoff=1")
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	e2ePoll(t, signalsPatience, "the child to start", func() bool { _, err := os.Stat(ready); return err == nil })
+	for i, s := range sigs {
+		sig, err := parseScriptSignal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatalf("kill -%s leaserun: %v", s, err)
+		}
+		// One at a time: sh runs a trap per pending signal, not per delivery.
+		e2ePoll(t, signalsPatience, s+" to reach the child", func() bool {
+			b, _ := os.ReadFile(got)
+			if n := len(strings.Fields(string(b))); n > i {
+				return true
+			}
+			if cmd.ProcessState == nil && syscall.Kill(cmd.Process.Pid, 0) == nil {
+				if st, _, _ := e2eProcStat(cmd.Process.Pid); st != "Z" {
+					return false
+				}
+			}
+			b, _ = os.ReadFile(stderr.Name())
+			t.Fatalf("leaserun ended on SIG%s; stderr:\n%s", s, b)
+			return false
+		})
+	}
+	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitStatus(t, cmd); code != 5 {
+		t.Errorf("exit status %d, want the child's 5", code)
+	}
+	if b, _ := os.ReadFile(got); strings.Join(strings.Fields(string(b)), " ") != strings.Join(sigs, " ") {
+		t.Errorf("the child got %q, want %q, each once", strings.Fields(string(b)), sigs)
+	}
+	if st := leaseState(t, lease); st != "released" {
+		t.Errorf("the lease is %q, want released", st)
+	}
+}

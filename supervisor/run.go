@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 	}
 	log := cfg.Logger.With("lease", cfg.Path)
 
-	sc := catchSignals()
+	sc := catchSignals(cfg.ForwardSIGPIPE)
 	stopped := false
 	defer func() {
 		if !stopped {

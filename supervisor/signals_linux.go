@@ -10,3 +10,8 @@ const maxSignal syscall.Signal = 64
 // library's threads, nor 34, which the Go runtime keeps for musl's (and is
 // glibc's SIGRTMIN). 32 and 34 end leaserun as SIGKILL would.
 func reservedSignal(s syscall.Signal) bool { return s >= 32 && s <= 34 }
+
+// pipeForwardable: the kernel raises the SIGPIPE of a failed write on the
+// thread that wrote, so a thread that blocks SIGPIPE keeps its own from the
+// process (see Config.ForwardSIGPIPE).
+const pipeForwardable = true

@@ -8,3 +8,8 @@ import "syscall"
 const maxSignal syscall.Signal = 31
 
 func reservedSignal(syscall.Signal) bool { return false }
+
+// pipeForwardable: not here, where a write's SIGPIPE need not be raised on
+// the thread that wrote (macOS), so no thread can keep its own SIGPIPE from
+// the process.
+const pipeForwardable = false

@@ -7,7 +7,7 @@ import (
 	"syscall"
 )
 
-func forwardedSignals() []os.Signal { return []os.Signal{os.Interrupt, syscall.SIGTERM} }
+func forwardedSignals(bool) []os.Signal { return []os.Signal{os.Interrupt, syscall.SIGTERM} }
 
 func heldOff() []os.Signal { return nil }
 

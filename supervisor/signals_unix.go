@@ -4,37 +4,66 @@ package supervisor
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
 // notForwarded reports the signals leaserun does not catch to pass on:
-// those it can't catch, those the kernel raises for a fault of leaserun's
-// own (tini's list), job control from the terminal, SIGPIPE (a write of
-// leaserun's own to a closed pipe), and those the Go runtime uses (SIGCHLD
-// for the reaper, SIGURG for preemption, SIGPROF for profiling).
-func notForwarded(s syscall.Signal) bool {
+// SIGKILL and SIGSTOP, which can't be caught; job control from the
+// terminal (see heldOff and ignoreTTOU); SIGCHLD, which is about leaserun's
+// own children; SIGPROF, which the Go runtime handles itself before a
+// program can see it; SIGURG, which the Go runtime sends its own threads to
+// preempt them, unless that is off (asyncPreemptOff); SIGPIPE unless pipe
+// is set (see Config.ForwardSIGPIPE); and those reserved (reservedSignal).
+//
+// The signals the kernel raises for a fault (SIGSEGV, SIGBUS, SIGFPE,
+// SIGILL, SIGTRAP, SIGSYS, SIGABRT) are forwarded when sent with kill: the
+// Go runtime hands those to a program that asked for them, and still
+// crashes on a real fault.
+func notForwarded(s syscall.Signal, pipe bool) bool {
 	switch s {
 	case syscall.SIGKILL, syscall.SIGSTOP,
-		syscall.SIGFPE, syscall.SIGILL, syscall.SIGSEGV, syscall.SIGBUS,
-		syscall.SIGABRT, syscall.SIGTRAP, syscall.SIGSYS,
 		syscall.SIGTTIN, syscall.SIGTTOU,
-		syscall.SIGPIPE, syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPROF:
+		syscall.SIGCHLD, syscall.SIGPROF:
 		return true
+	case syscall.SIGURG:
+		return !asyncPreemptOff()
+	case syscall.SIGPIPE:
+		return !pipe || !pipeForwardable
 	}
 	return reservedSignal(s)
 }
 
 // forwardedSignals are the signals leaserun catches and passes on to the
-// child's process group: every catchable one but those above. Among them
-// SIGTSTP: stopping leaserun would stop the renewals, not the child.
-func forwardedSignals() []os.Signal {
+// child's process group: every catchable one but those above, SIGPIPE too
+// if pipe is set. Among them SIGTSTP: stopping leaserun would stop the
+// renewals, not the child.
+func forwardedSignals(pipe bool) []os.Signal {
 	var sigs []os.Signal
 	for s := syscall.Signal(1); s <= maxSignal; s++ {
-		if !notForwarded(s) {
+		if !notForwarded(s, pipe) {
 			sigs = append(sigs, s)
 		}
 	}
 	return sigs
+}
+
+// asyncPreemptOff reports whether the Go runtime's asynchronous preemption
+// is off in this process by GODEBUG=asyncpreemptoff=1 in its environment
+// (the last setting wins, as in the runtime). Only then is every SIGURG the
+// process gets one sent to it: otherwise the runtime signals its own threads
+// with SIGURG, and os/signal can't tell those from one sent with kill.
+func asyncPreemptOff() bool {
+	off := false
+	for _, kv := range strings.Split(os.Getenv("GODEBUG"), ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == "asyncpreemptoff" {
+			if n, err := strconv.Atoi(v); err == nil {
+				off = n != 0
+			}
+		}
+	}
+	return off
 }
 
 // heldOff are the signals leaserun catches and drops, so that they can't

@@ -77,6 +77,7 @@ func (r *runCmd) validate() error {
 		Meta:          meta,
 		KillOrphans:   true,
 	}
+	r.cfg.ForwardSIGPIPE = true // its log raises none of its own (see logWriter)
 	if r.Grace.set && r.Grace.d == 0 {
 		r.cfg.Grace = supervisor.NoGrace
 	}
