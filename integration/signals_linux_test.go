@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -141,5 +142,50 @@ func TestEverySignalForwarded(t *testing.T) {
 	}
 	if st := leaseState(t, lease); st != "released" {
 		t.Errorf("the lease is %q, want released", st)
+	}
+}
+
+// ignoredBits is the SigIgn mask of a process's /proc status file.
+func ignoredBits(t *testing.T, status string) uint64 {
+	t.Helper()
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatalf("SigIgn %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no SigIgn in:\n%s", status)
+	return 0
+}
+
+// A signal ignored when leaserun starts stays ignored in the child, as it
+// would for the command alone: SIGHUP under nohup, SIGINT in a script's
+// background job, SIGTTIN. SIGPIPE is the exception: the Go runtime takes it
+// over before leaserun's code runs, so the child gets it at its default.
+func TestIgnoredAtStartStaysIgnored(t *testing.T) {
+	dir := t.TempDir()
+	lease, out := filepath.Join(dir, "lease"), filepath.Join(dir, "status")
+	cmd := exec.Command("sh", "-c", `trap '' HUP INT TTIN PIPE; exec "$@"`, "sh",
+		leaserunBin, "--lease", lease, "--", "sh", "-c", `cat /proc/$$/status > `+out)
+	cmd.Env = e2eBaseEnv()
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("leaserun: %v\n%s", err, b)
+	}
+	status, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ign := ignoredBits(t, string(status))
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTTIN} {
+		if ign&(1<<(sig-1)) == 0 {
+			t.Errorf("%v is not ignored in the child (SigIgn %016x)", sig, ign)
+		}
+	}
+	if ign&(1<<(syscall.SIGPIPE-1)) != 0 {
+		t.Errorf("SIGPIPE is ignored in the child (SigIgn %016x), want its default", ign)
 	}
 }

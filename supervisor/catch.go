@@ -25,11 +25,16 @@ type catcher struct {
 }
 
 // catchSignals catches the signals Run forwards (SIGPIPE too if pipe is
-// set).
+// set), but not one that is ignored when it is called: that one stays
+// ignored, in this process and in the child (see ignoredSignals).
 func catchSignals(pipe bool) *catcher {
 	c := &catcher{C: make(chan os.Signal, 64), ready: make(chan struct{}), held: make(chan os.Signal, 1)}
+	ignored := ignoredSignals()
 	var now, later []os.Signal
 	for _, s := range forwardedSignals(pipe) {
+		if ignored(s) {
+			continue
+		}
 		if endsWait(s) {
 			now = append(now, s)
 		} else {
@@ -42,8 +47,14 @@ func catchSignals(pipe bool) *catcher {
 		if len(later) > 0 { // none would mean all
 			signal.Notify(c.C, later...)
 		}
-		if sigs := heldOff(); len(sigs) > 0 { // none would mean all
-			signal.Notify(c.held, sigs...)
+		var held []os.Signal
+		for _, s := range heldOff() {
+			if !ignored(s) {
+				held = append(held, s)
+			}
+		}
+		if len(held) > 0 { // none would mean all
+			signal.Notify(c.held, held...)
 		}
 	}()
 	return c

@@ -33,7 +33,9 @@ import (
 // returns the child's status (128+N when signal N killed it).
 //
 // Run catches the signals it forwards from when it is called until it
-// returns (it lets them go in the background); once the child is gone, a
+// returns (it lets them go in the background), but leaves alone one that is
+// ignored when it is called (nohup's SIGHUP), so that the child inherits it
+// ignored too: such a signal is not forwarded; once the child is gone, a
 // TERM, INT or QUIT has its default effect (so one during a release hung in
 // a stuck filesystem ends the process) and other signals are dropped. Job
 // control cannot stop the process while the child runs: Run catches and

@@ -19,3 +19,5 @@ func signalStatus(sig os.Signal) int {
 	s, _ := sig.(syscall.Signal)
 	return 128 + int(s)
 }
+
+func ignoredSignals() func(os.Signal) bool { return func(os.Signal) bool { return false } }

@@ -4,6 +4,7 @@ package supervisor
 
 import (
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,4 +89,27 @@ func endsWait(sig os.Signal) bool { return isShutdown(sig) || sig == syscall.SIG
 func signalStatus(sig os.Signal) int {
 	s, _ := sig.(syscall.Signal)
 	return 128 + int(s)
+}
+
+// ignoredSignals reports, for each signal, whether it is ignored now, as
+// inherited from whoever started the process (nohup ignores SIGHUP; a
+// script's background job SIGINT and SIGQUIT). Run leaves such a signal
+// ignored: caught, it would reach the child at its default, since exec
+// resets a caught signal but keeps an ignored one.
+//
+// The Go runtime installs its own handler for most signals before any of
+// the program's code runs, keeping an inherited SIG_IGN only for SIGHUP
+// and SIGINT (which signal.Ignored reports) and leaving alone SIGCONT,
+// SIGTSTP, SIGTTIN and SIGTTOU, which it does not catch (found in the
+// process's SigIgn on Linux). Whether any other signal was ignored at the
+// start can't be known.
+func ignoredSignals() func(os.Signal) bool {
+	mask := ignoredMask()
+	return func(sig os.Signal) bool {
+		s, ok := sig.(syscall.Signal)
+		if !ok {
+			return false
+		}
+		return signal.Ignored(sig) || s >= 1 && s <= 64 && mask&(1<<(s-1)) != 0
+	}
 }
