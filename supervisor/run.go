@@ -26,8 +26,9 @@ import (
 // (ExitHeld; ExitIO for an I/O error; 128+N when signal N ends the wait),
 // starts the child in its own process group with the lease in its
 // environment, and runs these actors until the child has exited: the child,
-// the renewer, the deadline guard, the signal forwarder and, as PID 1, the
-// reaper. When the lease is lost the child's group is killed at once and the
+// the renewer, the deadline guard, the signal forwarder, the hangup (see
+// hangup: a stopped child whose job control is gone is hung up) and, as
+// PID 1, the reaper. When the lease is lost the child's group is killed at once and the
 // status is ExitLost; the loss is logged as it is noticed, so unlike other
 // errors a *LostError needs no reporting. Finally it releases the lease and
 // returns the child's status (128+N when signal N killed it).
@@ -132,6 +133,8 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, path string, cmd *Co
 	if reap != nil {
 		g.Add(reap.run, reap.interrupt)
 	}
+	hu := &hangup{quit: newQuit(), job: ch.job, group: ch.group, orphaned: pgrpOrphaned, log: log}
+	g.Add(hu.run, hu.interrupt)
 	var lostErr *LostError
 	if errors.As(g.Run(), &lostErr) {
 		// The group killed the child when this actor returned; only now
