@@ -35,7 +35,7 @@ import (
 // Environment of the child role. The test sets them on leaserun, which
 // passes its environment on to the child.
 const (
-	e2eEnvRole       = "LEASERUN_E2E_ROLE"        // "child" selects the role
+	e2eEnvRole       = "LEASERUN_E2E_ROLE"        // "child" selects the role ("subreaper" and "shell": see e2eSubreaperMain, e2eShellMain)
 	e2eEnvLog        = "LEASERUN_E2E_LOG"         // the file the child appends its events to
 	e2eEnvHold       = "LEASERUN_E2E_HOLD"        // how long to run (a Go duration)
 	e2eEnvHoldUntil  = "LEASERUN_E2E_HOLD_UNTIL"  // or: run until this file exists (HOLD caps it)
@@ -48,8 +48,13 @@ const (
 func init() {
 	// The test binary re-executed by leaserun as its command: be the child,
 	// before the testing package (or TestMain) gets a say.
-	if os.Getenv(e2eEnvRole) == "child" {
+	switch os.Getenv(e2eEnvRole) {
+	case "child":
 		os.Exit(e2eChildMain())
+	case "subreaper":
+		os.Exit(e2eSubreaperMain())
+	case "shell":
+		os.Exit(e2eShellMain())
 	}
 }
 

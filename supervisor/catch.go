@@ -9,7 +9,7 @@ import (
 //
 // Catching or releasing a signal costs a round trip to the Go runtime's
 // signal-mask thread (two thread switches, some 20-30µs each); on Linux Run
-// forwards 46 signals, so doing that in line would add over a millisecond
+// forwards some 50 signals, so doing that in line would add over a millisecond
 // to every start and, worse, to every hand-off: the release that lets a
 // standby in would wait for it. So the signals that end a wait are caught
 // before catchSignals returns and the rest in the background (ready is
@@ -24,10 +24,17 @@ type catcher struct {
 	watching chan struct{} // closed when stop's goroutine has returned
 }
 
-func catchSignals() *catcher {
+// catchSignals catches the signals Run forwards (SIGPIPE too if pipe is
+// set), but not one that is ignored when it is called: that one stays
+// ignored, in this process and in the child (see ignoredSignals).
+func catchSignals(pipe bool) *catcher {
 	c := &catcher{C: make(chan os.Signal, 64), ready: make(chan struct{}), held: make(chan os.Signal, 1)}
+	ignored := ignoredSignals()
 	var now, later []os.Signal
-	for _, s := range forwardedSignals() {
+	for _, s := range forwardedSignals(pipe) {
+		if ignored(s) {
+			continue
+		}
 		if endsWait(s) {
 			now = append(now, s)
 		} else {
@@ -40,8 +47,14 @@ func catchSignals() *catcher {
 		if len(later) > 0 { // none would mean all
 			signal.Notify(c.C, later...)
 		}
-		if sigs := heldOff(); len(sigs) > 0 { // none would mean all
-			signal.Notify(c.held, sigs...)
+		var held []os.Signal
+		for _, s := range heldOff() {
+			if !ignored(s) {
+				held = append(held, s)
+			}
+		}
+		if len(held) > 0 { // none would mean all
+			signal.Notify(c.held, held...)
 		}
 	}()
 	return c

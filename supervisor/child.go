@@ -19,6 +19,7 @@ type child struct {
 	cmd   *exec.Cmd
 	group *procGroup
 
+	job      *jobState     // its stops and continues
 	done     chan struct{} // closed once the child has been reaped
 	status   syscall.WaitStatus
 	exitedAt time.Time // when its exit was noticed, before reaping
@@ -27,7 +28,7 @@ type child struct {
 // startChild starts cmd. With a reaper (PID 1), the reaper waits for the
 // child; otherwise the goroutine that started it does.
 func startChild(cmd *exec.Cmd, r *reaper) (*child, error) {
-	c := &child{cmd: cmd, done: make(chan struct{})}
+	c := &child{cmd: cmd, job: newJobState(), done: make(chan struct{})}
 	started := make(chan error, 1)
 	go c.run(r, started)
 	if err := <-started; err != nil {
@@ -48,7 +49,7 @@ func (c *child) run(r *reaper, started chan<- error) {
 		return c.cmd.Process.Pid, nil
 	}
 	if r != nil {
-		if err := r.startChild(start, c.exited); err != nil {
+		if err := r.startChild(start, c.exited, c.job); err != nil {
 			started <- err
 			return
 		}
@@ -61,7 +62,7 @@ func (c *child) run(r *reaper, started chan<- error) {
 			return
 		}
 		started <- nil
-		if waitNoReap(c.cmd.Process.Pid) {
+		if waitNoReap(c.cmd.Process.Pid, c.job) {
 			c.exited()
 		}
 		c.cmd.Wait()

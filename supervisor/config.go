@@ -59,6 +59,13 @@ type Config struct {
 	// whole process, and kills every child it has then: the leaserun
 	// command sets it; a Go program with other children should not.
 	KillOrphans bool
+	// ForwardSIGPIPE makes Run forward SIGPIPE too, on Linux. A write of
+	// the process's own to a pipe or socket whose reader is gone raises
+	// SIGPIPE as well, and Run can't tell that one from one sent with kill:
+	// set it only if, while Run runs, the process makes such writes from a
+	// thread that blocks SIGPIPE alone (the kernel raises a write's SIGPIPE
+	// on the thread that wrote), as the leaserun command does for its log.
+	ForwardSIGPIPE bool
 	// LeaseOptions are passed on to lease.Acquire and lease.Wait (e.g.
 	// lease.WithClockSkew); the supervisor adds WithMeta.
 	LeaseOptions []lease.Option

@@ -19,9 +19,11 @@ func becomeSubreaper() bool {
 
 // killOrphans SIGKILLs and reaps every remaining child of this process, and
 // then the children those leave behind (reparented here in turn), so that
-// nothing the command started runs on once the lease is released. It runs
-// after the command itself has been reaped, when the only children left are
-// orphans.
+// nothing the command started runs on once the lease is released, nor
+// stays behind unreaped: those already dead (zombies, such as what the
+// command left in its process group, killed when it exited) are reaped too.
+// It runs after the command itself has been reaped, when the only children
+// left are orphans.
 func killOrphans() {
 	for range 100 { // each round kills one generation
 		if !hasChildren() {
@@ -32,7 +34,7 @@ func killOrphans() {
 			return
 		}
 		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
+			syscall.Kill(pid, syscall.SIGKILL) // nothing, to a zombie
 		}
 		for _, pid := range pids {
 			wait4(pid, 0) // ECHILD if the reaper got there first
@@ -54,8 +56,8 @@ func hasChildren() bool {
 	}
 }
 
-// children lists this process's children, from each process's parent pid
-// in /proc.
+// children lists this process's children, zombies included, from each
+// process's parent pid in /proc.
 func children() []int {
 	self := os.Getpid()
 	entries, err := os.ReadDir("/proc")
@@ -74,7 +76,7 @@ func children() []int {
 		}
 		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
 		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) >= 2 && fields[0] != "Z" && fields[1] == strconv.Itoa(self) {
+		if len(fields) >= 2 && fields[1] == strconv.Itoa(self) {
 			pids = append(pids, pid)
 		}
 	}

@@ -15,3 +15,5 @@ const processGroups = false
 func setProcessGroup(*syscall.SysProcAttr) {}
 
 func signalGroup(int, os.Signal) error { return errors.ErrUnsupported }
+
+func (g *procGroup) hangUp() {}

@@ -23,3 +23,10 @@ func signalGroup(pgid int, sig os.Signal) error {
 	}
 	return syscall.Kill(-pgid, s)
 }
+
+// hangUp sends the group SIGHUP, then SIGCONT, as the kernel does to a
+// stopped process group that becomes orphaned.
+func (g *procGroup) hangUp() {
+	g.signal(syscall.SIGHUP)
+	g.signal(syscall.SIGCONT)
+}

@@ -18,6 +18,7 @@ type reaper struct {
 	mu     sync.Mutex // held while the child starts and during each sweep
 	pid    int        // the child, once started
 	zombie func()     // called once the child exited, before it is reaped
+	job    *jobState  // told of the child's stops and continues
 	done   bool       // the child has been reaped
 	status chan syscall.WaitStatus
 }
@@ -46,13 +47,13 @@ func (r *reaper) close() {
 
 // startChild runs start, which starts the child, so that no sweep can reap
 // the child before its pid is known. zombie is called when the child has
-// exited, before it is reaped.
-func (r *reaper) startChild(start func() (pid int, err error), zombie func()) error {
+// exited, before it is reaped; job is told of its stops and continues.
+func (r *reaper) startChild(start func() (pid int, err error), zombie func(), job *jobState) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pid, err := start()
 	if err == nil {
-		r.pid, r.zombie = pid, zombie
+		r.pid, r.zombie, r.job = pid, zombie, job
 	}
 	return err
 }
@@ -75,10 +76,14 @@ func (r *reaper) run() error {
 }
 
 // sweep reaps every process that exited, and reports whether the child has
-// been reaped.
+// been reaped. It tells of the child's stops and continues too (a SIGCHLD
+// says those as well).
 func (r *reaper) sweep() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.pid > 0 && !r.done {
+		jobChanges(r.pid, r.job)
+	}
 	for {
 		if r.pid > 0 && !r.done && isZombie(r.pid) {
 			r.zombie()

@@ -14,7 +14,7 @@ func newReaper(bool) *reaper { return nil }
 
 func (r *reaper) close() {}
 
-func (r *reaper) startChild(start func() (int, error), _ func()) error {
+func (r *reaper) startChild(start func() (int, error), _ func(), _ *jobState) error {
 	_, err := start()
 	return err
 }

@@ -28,14 +28,17 @@ import (
 // second such signal),
 // starts the child in its own process group with the lease in its
 // environment, and runs these actors until the child has exited: the child,
-// the renewer, the deadline guard, the signal forwarder and, as PID 1, the
-// reaper. When the lease is lost the child's group is killed at once and the
+// the renewer, the deadline guard, the signal forwarder, the hangup (see
+// hangup: a stopped child whose job control is gone is hung up) and, as
+// PID 1, the reaper. When the lease is lost the child's group is killed at once and the
 // status is ExitLost; the loss is logged as it is noticed, so unlike other
 // errors a *LostError needs no reporting. Finally it releases the lease and
 // returns the child's status (128+N when signal N killed it).
 //
 // Run catches the signals it forwards from when it is called until it
-// returns (it lets them go in the background); once the child is gone, a
+// returns (it lets them go in the background), but leaves alone one that is
+// ignored when it is called (nohup's SIGHUP), so that the child inherits it
+// ignored too: such a signal is not forwarded; once the child is gone, a
 // TERM, INT or QUIT has its default effect (so one during a release hung in
 // a stuck filesystem ends the process) and other signals are dropped. Job
 // control cannot stop the process while the child runs: Run catches and
@@ -65,7 +68,7 @@ func Run(ctx context.Context, cfg Config, cmd Command) (int, error) {
 	}
 	log := cfg.Logger.With("lease", cfg.Path)
 
-	sc := catchSignals()
+	sc := catchSignals(cfg.ForwardSIGPIPE)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -132,6 +135,8 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, path string, cmd *Co
 	if reap != nil {
 		g.Add(reap.run, reap.interrupt)
 	}
+	hu := &hangup{quit: newQuit(), job: ch.job, group: ch.group, orphaned: pgrpOrphaned, log: log}
+	g.Add(hu.run, hu.interrupt)
 	var lostErr *LostError
 	if errors.As(g.Run(), &lostErr) {
 		// The group killed the child when this actor returned; only now

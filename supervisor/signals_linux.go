@@ -1,6 +1,11 @@
 package supervisor
 
-import "syscall"
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"syscall"
+)
 
 // maxSignal is the highest signal number: Linux has real-time signals up to
 // 64, and leaserun forwards those too.
@@ -10,3 +15,24 @@ const maxSignal syscall.Signal = 64
 // library's threads, nor 34, which the Go runtime keeps for musl's (and is
 // glibc's SIGRTMIN). 32 and 34 end leaserun as SIGKILL would.
 func reservedSignal(s syscall.Signal) bool { return s >= 32 && s <= 34 }
+
+// pipeForwardable: the kernel raises the SIGPIPE of a failed write on the
+// thread that wrote, so a thread that blocks SIGPIPE keeps its own from the
+// process (see Config.ForwardSIGPIPE).
+const pipeForwardable = true
+
+// ignoredMask is the process's ignored signals, bit N-1 for signal N, from
+// /proc/self/status (0 if it can't be read).
+func ignoredMask() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := bytes.Cut(b, []byte("\nSigIgn:"))
+	if !ok {
+		return 0
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	mask, _ := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 64)
+	return mask
+}

@@ -7,7 +7,7 @@ import (
 	"syscall"
 )
 
-func forwardedSignals() []os.Signal { return []os.Signal{os.Interrupt, syscall.SIGTERM} }
+func forwardedSignals(bool) []os.Signal { return []os.Signal{os.Interrupt, syscall.SIGTERM} }
 
 func heldOff() []os.Signal { return nil }
 
@@ -19,3 +19,5 @@ func signalStatus(sig os.Signal) int {
 	s, _ := sig.(syscall.Signal)
 	return 128 + int(s)
 }
+
+func ignoredSignals() func(os.Signal) bool { return func(os.Signal) bool { return false } }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,15 @@ import (
 // must never delay what leaserun does on time, above all stopping the child
 // before the lease lapses; so Write never blocks: a line that finds the
 // buffer full is dropped, and the number dropped is reported at Close.
+//
+// Nor may a stderr that fails end leaserun: a line that can't be written
+// (a pipe whose reader is gone, as with "leaserun ... 2>&1 | head") is
+// dropped. The Go runtime ends a program whose write to descriptor 2 fails
+// with EPIPE by SIGPIPE, and the kernel raises SIGPIPE for the write too;
+// so the goroutine writes to a duplicate of the descriptor, from a thread
+// that blocks SIGPIPE where the platform allows (see quietFile): leaserun
+// forwards the SIGPIPEs it catches to the child, and one raised by its own
+// write must not look like one that was sent to it.
 type logWriter struct {
 	out     io.Writer
 	done    chan struct{}
@@ -35,8 +45,14 @@ func newLogWriter(out io.Writer) *logWriter {
 
 func (w *logWriter) run() {
 	defer close(w.done)
+	out := w.out
+	if f, ok := out.(*os.File); ok {
+		q := quietFile(f)
+		defer q.Close()
+		out = q
+	}
 	for line := range w.lines {
-		w.out.Write(line)
+		out.Write(line) // a line that fails is dropped
 	}
 }
 
@@ -73,3 +89,8 @@ func (w *logWriter) Close(timeout time.Duration) {
 	case <-time.After(timeout):
 	}
 }
+
+// nopCloser is a writer whose Close does nothing: os.Stderr itself stays open.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

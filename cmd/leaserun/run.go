@@ -81,6 +81,7 @@ func (r *runCmd) validate() error {
 		KillOrphans:   true,
 		LeaseOptions:  []lease.Option{lease.WithClockSkew(r.ClockSkew)},
 	}
+	r.cfg.ForwardSIGPIPE = true // its log raises none of its own (see logWriter)
 	if r.Grace.set && r.Grace.d == 0 {
 		r.cfg.Grace = supervisor.NoGrace
 	}
