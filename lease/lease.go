@@ -85,6 +85,7 @@ type Lease struct {
 	pending  *attempt // a write whose outcome an error hid
 
 	codec *recordCodec // encodes this handle's records; set once by take
+	held  func() bool  // inTime, the Write.Held of the handle's writes; set once by take
 }
 
 // recordCodec encodes the records of one handle without reflection. They
@@ -179,9 +180,9 @@ func AcquireStore(st Store, ttl time.Duration, opts ...Option) (*Lease, error) {
 		return nil, err
 	}
 	for {
-		ctx, cancel := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
+		ctx := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
 		v, rec, err := load(ctx, st)
-		cancel()
+		ctx.release()
 		if err != nil {
 			return nil, err
 		}
@@ -223,13 +224,77 @@ func recordOf(v *Value) *Record {
 }
 
 // within returns a context for the calls of st that must end by the
-// instant until, read on clk. Contexts run on the system's timers: with
-// another clock, the time left until then on clk is counted from now.
-func within(parent context.Context, clk Clock, until time.Time) (context.Context, context.CancelFunc) {
-	if _, ok := clk.(systemClock); ok {
-		return context.WithDeadline(parent, until)
+// instant until, read on clk; the caller releases it when the calls are
+// done. Contexts run on the system's timers: with another clock, the time
+// left until then on clk is counted from now.
+func within(parent context.Context, clk Clock, until time.Time) *callCtx {
+	if _, ok := clk.(systemClock); !ok {
+		until = time.Now().Add(until.Sub(clk.Now()))
 	}
-	return context.WithTimeout(parent, until.Sub(clk.Now()))
+	return &callCtx{parent: parent, deadline: until}
+}
+
+// callCtx is the context of the calls of a store that must end by a
+// deadline. It makes its timer only once a call asks for Done, as a store
+// that waits on the network does: the file store, which never blocks on
+// its context, pays one small allocation for it, not a timer per write.
+type callCtx struct {
+	parent   context.Context
+	deadline time.Time
+
+	mu       sync.Mutex
+	ctx      context.Context // context.WithDeadline(parent, deadline), made by Done
+	cancel   context.CancelFunc
+	released bool
+}
+
+func (c *callCtx) Deadline() (time.Time, bool) {
+	if d, ok := c.parent.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+func (c *callCtx) Value(key any) any { return c.parent.Value(key) }
+
+func (c *callCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline)
+		if c.released {
+			c.cancel()
+		}
+	}
+	return c.ctx.Done()
+}
+
+func (c *callCtx) Err() error {
+	c.mu.Lock()
+	ctx, released := c.ctx, c.released
+	c.mu.Unlock()
+	switch {
+	case ctx != nil:
+		return ctx.Err()
+	case c.parent.Err() != nil:
+		return c.parent.Err()
+	case released:
+		return context.Canceled
+	case !time.Now().Before(c.deadline):
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// release ends the context (its calls are done) and stops its timer.
+func (c *callCtx) release() {
+	c.mu.Lock()
+	c.released = true
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // heldByWallClock is the one-shot judgement of a record read at now.
@@ -318,9 +383,9 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 		// Everyone else would read it as unreadable, hence free.
 		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", st, MaxRecordSize)
 	}
-	ctx, cancel := within(context.Background(), o.clock, start.Add(ttl))
+	ctx := within(context.Background(), o.clock, start.Add(ttl))
 	rev, err := st.Swap(ctx, v.Rev, data, Write{Durable: true})
-	cancel()
+	ctx.release()
 	if errors.Is(err, ErrConflict) {
 		return nil, nil
 	}
@@ -331,6 +396,7 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 		return nil, err
 	}
 	l := &Lease{st: st, ttl: ttl, clock: o.clock, rev: rev, codec: newRecordCodec(&rec, data)}
+	l.held = l.inTime // made once: a method value passed to a Store escapes
 	l.setDeadline(start)
 	l.record.Store(&rec)
 	if l.Expired() {
@@ -347,8 +413,8 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 // leaves its outcome unknown: if the write stands as the current value, it
 // writes a released record after it.
 func abandon(st Store, data []byte, rec Record, ttl time.Duration, o *options) {
-	ctx, cancel := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
-	defer cancel()
+	ctx := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
+	defer ctx.release()
 	v, err := st.Load(ctx)
 	if err != nil || !bytes.Equal(v.Data, data) {
 		return
@@ -450,8 +516,8 @@ func (l *Lease) Renew() error {
 	if l.Expired() {
 		return l.lostError()
 	}
-	ctx, cancel := within(context.Background(), l.clock, l.Deadline())
-	defer cancel()
+	ctx := within(context.Background(), l.clock, l.Deadline())
+	defer ctx.release()
 	if err := l.resolvePending(ctx); err != nil {
 		return fmt.Errorf("liblease: renewing %s: %w", l.st, err)
 	}
@@ -468,7 +534,7 @@ func (l *Lease) Renew() error {
 		// Readers would find it unreadable, hence free.
 		return errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", l.st, len(data), MaxRecordSize)
 	}
-	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.inTime})
+	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.held})
 	if errors.Is(err, ErrConflict) {
 		return l.lostError()
 	}
@@ -536,7 +602,7 @@ func (l *Lease) resolvePending(ctx context.Context) error {
 }
 
 // callContext bounds a store call of a handle outside Renew: one TTL.
-func (l *Lease) callContext() (context.Context, context.CancelFunc) {
+func (l *Lease) callContext() *callCtx {
 	return within(context.Background(), l.clock, l.clock.Now().Add(l.ttl))
 }
 
@@ -548,9 +614,9 @@ func (l *Lease) lostError() error {
 	if l.releasing.Load() {
 		return errorf(ErrReleased, "%s", l.st)
 	}
-	ctx, cancel := l.callContext()
+	ctx := l.callContext()
 	v, rec, err := load(ctx, l.st)
-	cancel()
+	ctx.release()
 	if err == nil && v.Rev != l.rev && rec != nil && !rec.Released() {
 		return heldError(ErrLost, l.st, rec)
 	}
@@ -570,9 +636,9 @@ func (l *Lease) giveUp() error {
 	rec.TTL = 0
 	rec.RenewedAt = start.Round(0)
 	data := l.codec.encode(&rec)
-	ctx, cancel := l.callContext()
-	defer cancel()
-	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.inTime})
+	ctx := l.callContext()
+	defer ctx.release()
+	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.held})
 	// A release that took effect while others already built on it (files:
 	// the released record was linked, and someone already took the lease
 	// after it) is done all the same: released is released.
@@ -608,9 +674,9 @@ func (l *Lease) Release() error {
 	if l.released {
 		return nil
 	}
-	ctx, cancel := l.callContext()
+	ctx := l.callContext()
 	err := l.resolvePending(ctx)
-	cancel()
+	ctx.release()
 	if err != nil {
 		return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
 	}

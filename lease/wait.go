@@ -70,9 +70,9 @@ func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option)
 		if next == 0 {
 			next = defaultPollInterval(ttl, complete)
 		}
-		lctx, cancel := within(ctx, o.clock, o.clock.Now().Add(ttl))
+		lctx := within(ctx, o.clock, o.clock.Now().Add(ttl))
 		v, rec, err := load(lctx, st)
-		cancel()
+		lctx.release()
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil {
 				return nil, waitError(st, ttl, &o, cerr)
@@ -134,8 +134,8 @@ const waitErrorRead = 2 * time.Second
 
 // waitError says that the wait ended, and who holds the lease.
 func waitError(st Store, ttl time.Duration, o *options, cause error) error {
-	ctx, cancel := within(context.Background(), o.clock, o.clock.Now().Add(min(ttl, waitErrorRead)))
-	defer cancel()
+	ctx := within(context.Background(), o.clock, o.clock.Now().Add(min(ttl, waitErrorRead)))
+	defer ctx.release()
 	if _, rec, err := load(ctx, st); err == nil && rec != nil && !rec.Released() {
 		return fmt.Errorf("%w: gave up waiting: %w", heldError(ErrHeld, st, rec), cause)
 	}
