@@ -24,6 +24,7 @@ type MemStore struct {
 	// with the store's lock held) and says what fault to inject in it.
 	// It may block, for example to move a fake clock or to let another
 	// writer run first.
+	// Set it before the store is in use, or while no call is under way.
 	Before func(ctx context.Context, c Call) Fault
 
 	mu      sync.Mutex
