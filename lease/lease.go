@@ -411,18 +411,34 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 
 // abandon gives up an acquisition whose write failed with an error that
 // leaves its outcome unknown: if the write stands as the current value, it
-// writes a released record after it.
+// writes a released record after it. It tries a few times while the store
+// fails, within one TTL: a write nobody believes in would otherwise block
+// the lease for a TTL.
 func abandon(st Store, data []byte, rec Record, ttl time.Duration, o *options) {
 	ctx := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
 	defer ctx.release()
-	v, err := st.Load(ctx)
-	if err != nil || !bytes.Equal(v.Data, data) {
-		return
+	for range abandonTries {
+		if ctx.Err() != nil {
+			return
+		}
+		v, err := st.Load(ctx)
+		if err != nil {
+			continue
+		}
+		if !bytes.Equal(v.Data, data) {
+			return // it did not take effect, or others built on it
+		}
+		rec.TTL = 0
+		rec.RenewedAt = o.clock.Now().Round(0)
+		if _, err := st.Swap(ctx, v.Rev, encodeRecord(&rec), Write{}); err == nil || errors.Is(err, ErrConflict) {
+			return
+		}
+		// Unknown: the next Load shows whether the acquisition still stands.
 	}
-	rec.TTL = 0
-	rec.RenewedAt = o.clock.Now().Round(0)
-	st.Swap(ctx, v.Rev, encodeRecord(&rec), Write{})
 }
+
+// abandonTries bounds abandon's tries.
+const abandonTries = 3
 
 func (l *Lease) setDeadline(writeStart time.Time) {
 	d := writeStart.Add(l.ttl)
