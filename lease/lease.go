@@ -149,7 +149,11 @@ type attempt struct {
 // free, expired, released or unreadable, and fails with ErrHeld when a
 // different instance holds a still-valid lease; the error says who holds and
 // until when. An I/O error (a directory at path, a missing parent directory,
-// permission denied) is returned as it is, never taken as "free".
+// permission denied) is returned as it is, never taken as "free". Nor is a
+// version that a listing shows but that can't be opened, as when this host's
+// client answers from its cache of failed lookups: Acquire looks again,
+// pausing between looks, and returns an error if the view has not cleared
+// within 10s: unreadable means bytes that were read and are not a record.
 //
 // Whether a record is still valid is judged by the wall clock: RenewedAt +
 // TTL + the WithClockSkew allowance. A record renewed in the future is held.

@@ -27,9 +27,10 @@ type Status struct {
 // and for followers that find the holder through Record.Meta. It takes no
 // lock and never writes. Held or expired is judged as Acquire judges it, by
 // wall clock (WithClock and WithClockSkew apply). A missing or unreadable
-// lease is free; an I/O error is returned as it is. A lease that is not
-// held and that no acquisition could take is an error wrapping
-// ErrExhausted, as Acquire would return.
+// lease is free; an I/O error is returned as it is. A version that can't be
+// opened though a listing shows it is looked at again, as by Acquire. A
+// lease that is not held and that no acquisition could take is an error
+// wrapping ErrExhausted, as Acquire would return.
 func Read(path string, opts ...Option) (Status, error) {
 	o := buildOptions(opts)
 	if err := validate(path, time.Second, &o); err != nil {
