@@ -405,20 +405,34 @@ func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) 
 }
 
 // resolvePending finds out whether a write (renewal or release) that failed
-// with an I/O error made its version after all: a later put would otherwise see that version
-// and think the lease lost. Its error is Renew's.
+// with an I/O error made its version after all: a later put would otherwise
+// see that version and think the lease lost. Its error is Renew's.
 func (l *Lease) resolvePending() error { return l.resolvePendingFor("renewing") }
 
 // resolvePendingFor is resolvePending for the write that op ("renewing",
 // "releasing") names in its error.
 func (l *Lease) resolvePendingFor(op string) error {
-	p := l.pending
-	if p == nil {
+	if l.pending == nil {
 		return nil
 	}
 	v, err := l.store.read()
 	if err != nil {
 		return fmt.Errorf("liblease: %s %s: %w", op, l.store.path, err)
+	}
+	l.settlePending(v)
+	return nil
+}
+
+// settlePending settles the pending write, if any, by v, a read made after
+// it: if v's newest version is that write's, with its record, the version is
+// the handle's own and the handle adopts it (if the handle lapsed meanwhile,
+// it stays over, and its deadline is not moved); if a higher version or
+// another record stands there, the handle is over; otherwise the write made
+// nothing. The caller holds l.mu.
+func (l *Lease) settlePending(v view) {
+	p := l.pending
+	if p == nil {
+		return
 	}
 	l.pending = nil
 	switch {
@@ -430,18 +444,23 @@ func (l *Lease) resolvePendingFor(op string) error {
 	case v.seq >= p.seq:
 		l.over.Store(true)
 	}
-	return nil
 }
 
 // lostError marks the handle over and says why: who holds now, or that the
 // lease lapsed with nobody else holding (then it also gives the record up,
-// so a standby need not wait out a TTL for it).
+// so a standby need not wait out a TTL for it). A version that the handle's
+// own pending write made is the handle's, not another holder's: it is
+// adopted and given up as well.
 func (l *Lease) lostError() error {
 	l.over.Store(true)
 	if l.releasing.Load() {
 		return errorf(ErrReleased, "%s", l.store.path)
 	}
+	expired := l.record.Load().ExpiresAt()
 	v, err := l.store.read()
+	if err == nil {
+		l.settlePending(v)
+	}
 	if err == nil && v.seq > l.seq && v.rec != nil && !v.rec.Released() {
 		return heldError(ErrLost, l.store.path, v.rec)
 	}
@@ -449,7 +468,7 @@ func (l *Lease) lostError() error {
 		l.giveUp() // once: its released record is then the newest, and ours
 	}
 	return errorf(ErrLost, "%s: lease expired at %s before it was renewed",
-		l.store.path, l.record.Load().ExpiresAt().Format(time.RFC3339Nano))
+		l.store.path, expired.Format(time.RFC3339Nano))
 }
 
 // giveUp writes a released record after this handle's version, if nobody
