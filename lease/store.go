@@ -183,6 +183,8 @@ var (
 	errNotRegular = errors.New("not a regular file") // where a record belongs: unreadable
 	// errDanglingLink: a symlink to nothing where a version belongs.
 	errDanglingLink = errors.New("a symlink to a missing file where a version belongs")
+	// errNoVersionDir: a holder's write found no version directory.
+	errNoVersionDir = errors.New("the version directory is gone")
 	// errStaleView: a version that listings kept showing and opens kept
 	// failing to find.
 	errStaleView = errors.New("listed as the newest version, but could not be opened")
@@ -327,6 +329,10 @@ const (
 	lost       outcome = iota // someone else made version n
 	won                       // version n is ours and was the newest
 	superseded                // we linked n, but a higher version stood beside it
+	// removed: a holder's version n-1 is gone and nothing stands above n,
+	// or PATH.d is gone: the lease's files were removed or replaced by
+	// hand. The write is undone.
+	removed
 )
 
 // put tries to make data, an encoded record, version n, which succeeds only
@@ -362,7 +368,11 @@ func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (ou
 		// Readers would find it unreadable, hence free.
 		return lost, errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", s.path, len(data), MaxRecordSize)
 	}
-	tmp, err := s.writeTemp(data)
+	holder := inTime != nil
+	tmp, err := s.writeTemp(data, !holder)
+	if errors.Is(err, errNoVersionDir) {
+		return removed, nil
+	}
 	if err != nil {
 		return lost, err
 	}
@@ -422,6 +432,15 @@ func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (ou
 			}
 			return lost, nil
 		}
+		if holder && !slices.Contains(l.versions, n-1) {
+			// Cleanup never removes the version below the newest, so the
+			// holder's own version n-1 was removed by hand, or PATH.d
+			// replaced by one that another acquisition started anew. Take
+			// our version out again (our link made it and nothing stands
+			// above it), so as to leave that state as we found it.
+			os.Remove(target)
+			return removed, nil
+		}
 	}
 
 	if durable {
@@ -440,13 +459,22 @@ func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (ou
 }
 
 // writeTemp writes data to a new temp file in the version directory's
-// tempDir (the same filesystem as both link targets), creating the
-// directories if needed.
-func (s *store) writeTemp(data []byte) (string, error) {
+// tempDir (the same filesystem as both link targets), creating tempDir if
+// needed, and the version directory too if mayCreate. A holder's write may
+// not create the version directory: if it is gone, the lease's files were
+// removed, and writeTemp returns errNoVersionDir.
+func (s *store) writeTemp(data []byte, mayCreate bool) (string, error) {
 	name := filepath.Join(s.tmp, tempName())
 	err := createExcl(name, data, recordMode)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := s.makeDir(); err != nil {
+		if mayCreate {
+			err = s.makeDir()
+		} else if err = os.Mkdir(s.tmp, 0o777); errors.Is(err, fs.ErrNotExist) {
+			return "", errNoVersionDir
+		} else if errors.Is(err, fs.ErrExist) {
+			err = nil
+		}
+		if err != nil {
 			return "", err
 		}
 		err = createExcl(name, data, recordMode)
@@ -519,15 +547,24 @@ func removeStale(dir string, names []string) {
 // newest version can't tell: the published copy's, if any. It lets a user
 // delete PATH.d without resetting epochs; deleting both resets them.
 func (s *store) previousEpoch() uint64 {
+	if rec := s.published(); rec != nil {
+		return rec.Epoch
+	}
+	return 0
+}
+
+// published is the record of the published copy at path; nil if there is
+// none or it can't be read.
+func (s *store) published() *Record {
 	data, err := readFileBounded(s.path)
 	if err != nil {
-		return 0
+		return nil
 	}
 	rec, err := decodeRecord(data)
 	if err != nil {
-		return 0
+		return nil
 	}
-	return rec.Epoch
+	return rec
 }
 
 // nextEpoch is the epoch of an acquisition that replaces v. While PATH.d is
