@@ -41,10 +41,13 @@ func TestResetUnderHolder(t *testing.T) {
 				e2eChildEnv(oldLog, e2eEnvHold+"=60s", e2eEnvHeartbeat+"=5ms"), flags...)
 			c := e2eWaitChildStart(t, 30*time.Second, oldLog, old)
 			death := e2eWatchDeath(t, c.PID)
-			// A few renewals first, so that the old holder's version number
-			// is well above the 1 an acquisition started anew takes.
-			e2ePoll(t, 30*time.Second, "three renewals", func() bool {
-				return newestVersionOf(path) >= 4
+			// Renewals first, so that the old holder's version number is
+			// well above the 1 an acquisition started anew takes: its next
+			// renewal must not meet the new holder's chain at the very
+			// version it wrote last, which it could not tell from its own
+			// (docs/DESIGN.md, "Files removed by hand").
+			e2ePoll(t, 30*time.Second, "seven renewals", func() bool {
+				return newestVersionOf(path) >= 8
 			})
 
 			for _, p := range []string{path, path + ".d"} {
