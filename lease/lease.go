@@ -78,6 +78,8 @@ type Lease struct {
 	// reports ErrReleased rather than a lapse, and leaves the release to it.
 	releasing atomic.Bool
 	record    atomic.Pointer[Record]
+	// lost is the first ErrLost that Renew returned, for Err.
+	lost atomic.Pointer[error]
 
 	mu       sync.Mutex // serialises writes; guards the fields below
 	rev      Revision   // the revision of the value this handle wrote last
@@ -152,7 +154,11 @@ type attempt struct {
 // free, expired, released or unreadable, and fails with ErrHeld when a
 // different instance holds a still-valid lease; the error says who holds and
 // until when. An I/O error (a directory at path, a missing parent directory,
-// permission denied) is returned as it is, never taken as "free".
+// permission denied) is returned as it is, never taken as "free". Nor is a
+// version that a listing shows but that can't be opened, as when this host's
+// client answers from its cache of failed lookups: Acquire looks again,
+// pausing between looks, and returns an error if the view has not cleared
+// within 10s: unreadable means bytes that were read and are not a record.
 //
 // Whether a record is still valid is judged by the wall clock: RenewedAt +
 // TTL + the WithClockSkew allowance. A record renewed in the future is held.
@@ -335,29 +341,57 @@ func nextEpoch(v Value, rec *Record) (uint64, bool) {
 	return before + 1, true
 }
 
+// storeDetails is what the file store tells the protocol beyond Store:
+// checks and words that only files need. Other stores get plainDetails.
+type storeDetails interface {
+	// exhausted returns an error wrapping ErrExhausted if no write can
+	// follow v.
+	exhausted(v Value) error
+	// resetHint says how to reset the lease, in messages.
+	resetHint() string
+	// records names what keeps the lease, in messages.
+	records() string
+	// gone is a release's look, before it writes, at whether the value at
+	// rev still stands: nil if so (or if it cannot tell), an error
+	// wrapping ErrConflict if others replaced it, one wrapping ErrRemoved
+	// if it was removed by hand.
+	gone(rev Revision) error
+	// versionsRemoved returns, for Read, the record of a later
+	// acquisition that the store still shows beside v when v's history was
+	// removed by hand; nil if there is none.
+	versionsRemoved(v Value, rec *Record) *Record
+}
+
+// details returns st's storeDetails.
+func details(st Store) storeDetails {
+	if d, ok := st.(storeDetails); ok {
+		return d
+	}
+	return plainDetails{st}
+}
+
+// plainDetails is storeDetails for a store that has none of its own.
+type plainDetails struct{ st Store }
+
+func (plainDetails) exhausted(Value) error                  { return nil }
+func (d plainDetails) resetHint() string                    { return "delete " + d.st.String() + " to reset" }
+func (plainDetails) records() string                        { return "the lease's record" }
+func (plainDetails) gone(Revision) error                    { return nil }
+func (plainDetails) versionsRemoved(Value, *Record) *Record { return nil }
+
 // acquisitionEpoch returns the epoch of an acquisition that replaces v,
 // whose record is rec, or an error wrapping ErrExhausted if there can be
 // none: Acquire and Read judge by it alike.
 func acquisitionEpoch(st Store, v Value, rec *Record) (uint64, error) {
-	if s, ok := st.(interface{ exhausted(Value) error }); ok {
-		if err := s.exhausted(v); err != nil {
-			return 0, err
-		}
+	if err := details(st).exhausted(v); err != nil {
+		return 0, err
 	}
 	epoch, ok := nextEpoch(v, rec)
 	if !ok {
 		return 0, errorf(ErrExhausted, "%s: no epochs left after %d; %s",
-			st, uint64(math.MaxUint64), resetHint(st))
+			st, uint64(math.MaxUint64), details(st).resetHint())
 	}
 	return epoch, nil
-}
-
-// resetHint says how to reset the lease in st, in an error message.
-func resetHint(st Store) string {
-	if s, ok := st.(interface{ resetHint() string }); ok {
-		return s.resetHint()
-	}
-	return "delete " + st.String() + " to reset"
 }
 
 // take tries to make a new acquisition the value after v, whose record is
@@ -517,13 +551,38 @@ func (l *Lease) Record() Record { return l.record.Load().clone() }
 
 // Renew extends the lease by its TTL from the instant before the write
 // begins. It returns ErrLost (wrapped, saying who holds now) when another
-// instance took the lease over, or when this handle's lease already expired
+// instance took the lease over, when the lease's files (its record) were
+// removed or replaced by hand, or when this handle's lease already expired
 // — even if nobody took over, since a challenger may be about to; the
 // caller must then acquire anew. Any other error leaves the handle holding
 // until its deadline, and Renew may be retried. Its calls of the store end
 // at the handle's deadline at the latest: a renewal that could only
 // complete later would come too late.
 func (l *Lease) Renew() error {
+	err := l.renew()
+	if errors.Is(err, ErrLost) {
+		l.setLost(err)
+	}
+	return err
+}
+
+// Err says why the handle stopped holding, once Renew has found out: it is
+// the first ErrLost error that Renew returned, or is returning. It is nil
+// while the handle holds, and also after the handle stopped holding in
+// another way (its deadline passed with no Renew since, or Release was
+// called), which Expired reports. A watchdog that sees Expired turn true
+// may find the reason here.
+func (l *Lease) Err() error {
+	if p := l.lost.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// setLost records err for Err, unless an error is recorded already.
+func (l *Lease) setLost(err error) { l.lost.CompareAndSwap(nil, &err) }
+
+func (l *Lease) renew() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released || l.releasing.Load() {
@@ -551,6 +610,13 @@ func (l *Lease) Renew() error {
 		return errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", l.st, len(data), MaxRecordSize)
 	}
 	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.held})
+	if errors.Is(err, ErrRemoved) {
+		// The reason first: a watchdog that sees Expired turn true reads it.
+		err := l.removedError(err)
+		l.setLost(err)
+		l.over.Store(true)
+		return err
+	}
 	if errors.Is(err, ErrConflict) {
 		return l.lostError()
 	}
@@ -603,6 +669,21 @@ func (l *Lease) resolvePending(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	l.settlePending(v)
+	return nil
+}
+
+// settlePending settles the pending write, if any, by v, a value loaded
+// after it: a value holding exactly its bytes is the handle's own write,
+// which the handle adopts (if the handle lapsed meanwhile, it stays over,
+// and its deadline is not moved); a value at a revision other than the
+// handle's last means someone else wrote after it, and the handle is over;
+// otherwise the write took no effect. The caller holds l.mu.
+func (l *Lease) settlePending(v Value) {
+	p := l.pending
+	if p == nil {
+		return
+	}
 	l.pending = nil
 	switch {
 	case bytes.Equal(v.Data, p.data):
@@ -614,7 +695,6 @@ func (l *Lease) resolvePending(ctx context.Context) error {
 		// which others then built on): the lease is lost.
 		l.over.Store(true)
 	}
-	return nil
 }
 
 // callContext bounds a store call of a handle outside Renew: one TTL.
@@ -624,29 +704,52 @@ func (l *Lease) callContext() *callCtx {
 
 // lostError marks the handle over and says why: who holds now, or that the
 // lease lapsed with nobody else holding (then it also gives the record up,
-// so a standby need not wait out a TTL for it).
+// so a standby need not wait out a TTL for it). A value that the handle's
+// own pending write made is the handle's, not another holder's: it is
+// adopted and given up as well.
 func (l *Lease) lostError() error {
 	l.over.Store(true)
 	if l.releasing.Load() {
 		return errorf(ErrReleased, "%s", l.st)
 	}
+	expired := l.record.Load().ExpiresAt()
 	ctx := l.callContext()
 	v, rec, err := load(ctx, l.st)
 	ctx.release()
+	if err == nil {
+		l.settlePending(v)
+	}
 	if err == nil && v.Rev != l.rev && rec != nil && !rec.Released() {
-		return heldError(ErrLost, l.st, rec)
+		return l.lostTo(rec)
 	}
 	if err == nil && v.Rev == l.rev && !l.record.Load().Released() {
 		l.giveUp() // once: its released record is then the newest, and ours
 	}
 	return errorf(ErrLost, "%s: lease expired at %s before it was renewed",
-		l.st, l.record.Load().ExpiresAt().Format(time.RFC3339Nano))
+		l.st, expired.Format(time.RFC3339Nano))
 }
 
 // giveUp writes a released record after this handle's value, if nobody
 // wrote one first. It is how a handle that stopped holding frees the lease
 // at once instead of leaving it to expire.
+//
+// A released record frees the lease to whoever reads it, so giveUp first
+// has the store make sure that the handle's value is still there
+// (storeDetails.gone): if others replaced it, or the lease's record was
+// removed or replaced by hand, the handle frees nothing, and writes
+// nothing that would free a lease started anew.
 func (l *Lease) giveUp() error {
+	if err := details(l.st).gone(l.rev); err != nil {
+		switch {
+		case errors.Is(err, ErrRemoved):
+			l.over.Store(true)
+			return l.removedError(err)
+		case errors.Is(err, ErrConflict):
+			l.over.Store(true)
+			return l.lostToNewest()
+		}
+		return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
+	}
 	start := l.clock.Now()
 	rec := *l.record.Load()
 	rec.TTL = 0
@@ -658,12 +761,11 @@ func (l *Lease) giveUp() error {
 	// A release that took effect while others already built on it (files:
 	// the released record was linked, and someone already took the lease
 	// after it) is done all the same: released is released.
+	if errors.Is(err, ErrRemoved) {
+		return l.removedError(err)
+	}
 	if errors.Is(err, ErrConflict) {
-		_, cur, rerr := load(ctx, l.st)
-		if rerr == nil && cur != nil && !cur.Released() {
-			return heldError(ErrLost, l.st, cur)
-		}
-		return errorf(ErrLost, "%s", l.st)
+		return l.lostToNewest()
 	}
 	if err != nil {
 		l.pending = &attempt{data: data, rec: rec, start: start}
@@ -672,6 +774,38 @@ func (l *Lease) giveUp() error {
 	l.rev = rev
 	l.record.Store(&rec)
 	return nil
+}
+
+// lostToNewest is ErrLost saying who holds now, if anyone does.
+func (l *Lease) lostToNewest() error {
+	ctx := l.callContext()
+	_, rec, err := load(ctx, l.st)
+	ctx.release()
+	if err == nil && rec != nil && !rec.Released() {
+		return l.lostTo(rec)
+	}
+	return errorf(ErrLost, "%s", l.st)
+}
+
+// lostTo is ErrLost saying that r's holder holds the lease now. A takeover
+// always raises the epoch; a record after the handle's with an epoch no
+// higher than the handle's was made by an acquisition that started anew
+// after the lease's record was removed or replaced by hand, and the error
+// says so.
+func (l *Lease) lostTo(r *Record) error {
+	if r.Epoch <= l.Epoch() {
+		return fmt.Errorf("%w (epoch %d, not above this holder's %d): %s were removed or replaced by hand while it was held",
+			heldError(ErrLost, l.st, r), r.Epoch, l.Epoch(), details(l.st).records())
+	}
+	return heldError(ErrLost, l.st, r)
+}
+
+// removedError is ErrLost for cause, an error of the store wrapping
+// ErrRemoved: the lease's record was removed or replaced by hand under the
+// handle. The handle writes nothing more: a renewal or release would carry
+// on in a record that another acquisition may have started anew.
+func (l *Lease) removedError(cause error) error {
+	return fmt.Errorf("%w: %s: %w", ErrLost, l.st, cause)
 }
 
 // Release gives the lease up, so that a challenger may take it at once. It

@@ -24,6 +24,16 @@ type Status struct {
 	State State
 	// Record is the newest record; nil when the lease is free.
 	Record *Record
+	// VersionsRemoved reports that the published copy at the lease's path
+	// holds a later acquisition (a higher epoch) than the newest version in
+	// PATH.d, or PATH.d holds no version at all: the versions were removed
+	// or replaced by hand since the copy was written, which no writer of
+	// this package does (deleting the lease's files while it is held or
+	// waited on). State and Record are what PATH.d says, as for Acquire.
+	// Only file leases report it.
+	VersionsRemoved bool
+	// Published is the record of the published copy when VersionsRemoved.
+	Published *Record
 }
 
 // readTimeout bounds Read's call of the store, and ReadStore's when its
@@ -34,9 +44,10 @@ const readTimeout = time.Minute
 // and for followers that find the holder through Record.Meta. It takes no
 // lock and never writes. Held or expired is judged as Acquire judges it, by
 // wall clock (WithClock and WithClockSkew apply). A missing or unreadable
-// lease is free; an I/O error is returned as it is. A lease that is not
-// held and that no acquisition could take is an error wrapping
-// ErrExhausted, as Acquire would return.
+// lease is free; an I/O error is returned as it is. A version that can't be
+// opened though a listing shows it is looked at again, as by Acquire. A
+// lease that is not held and that no acquisition could take is an error
+// wrapping ErrExhausted, as Acquire would return.
 //
 // Read(path, ...) is ReadStore(context.Background(), Files(path), ...).
 func Read(path string, opts ...Option) (Status, error) {
@@ -67,6 +78,9 @@ func ReadStore(ctx context.Context, st Store, opts ...Option) (Status, error) {
 		if _, err := acquisitionEpoch(st, v, rec); err != nil {
 			return Status{}, err
 		}
+	}
+	if pub := details(st).versionsRemoved(v, rec); pub != nil {
+		status.VersionsRemoved, status.Published = true, pub
 	}
 	return status, nil
 }

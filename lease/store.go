@@ -49,6 +49,11 @@ type Store interface {
 	//     writes may already have replaced it in turn.
 	//   - an error wrapping ErrConflict: it did not take effect; another
 	//     write replaced old first (or old was never the current value).
+	//   - an error wrapping ErrRemoved: it did not take effect (or was
+	//     undone), because the value at old is gone and no write of the
+	//     protocol replaced it: the register was removed or replaced by
+	//     hand. The writer writes nothing more there. A store that cannot
+	//     tell this from a conflict reports ErrConflict.
 	//   - any other error: it may or may not have taken effect, perhaps
 	//     later than Swap returned. The protocol finds out with Load: every
 	//     data it writes is unique (it holds a fresh InstanceID and a
@@ -115,6 +120,12 @@ type Write struct {
 // ErrConflict is wrapped by a Store's Swap when the write did not take
 // effect because another write replaced the value first.
 var ErrConflict = errors.New("liblease: another writer changed the lease first")
+
+// ErrRemoved is wrapped by a Store's Swap when the write did not take
+// effect because the value it was to replace is gone, removed or replaced
+// by hand rather than by a write of the protocol (files: the holder's
+// version, or PATH.d, was deleted).
+var ErrRemoved = errors.New("liblease: the lease's record was removed or replaced by hand")
 
 // A Watcher is a Store that can tell Wait of changes to its register, so
 // that a standby wakes when the lease changes rather than at its next

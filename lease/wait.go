@@ -27,8 +27,9 @@ import (
 // PATH.d/standby and PATH.d/standby.next, and only the first in line is
 // woken by changes: a hint that spares the others, which still read the
 // lease every poll interval, never a condition of safety (docs/DESIGN.md).
-// I/O errors end the wait. When ctx ends first, the error wraps both
-// ErrHeld and ctx.Err().
+// I/O errors end the wait. A version that can't be opened though a listing
+// shows it is looked at again, as by Acquire, but no longer than ctx
+// allows. When ctx ends first, the error wraps both ErrHeld and ctx.Err().
 //
 // Wait(ctx, path, ...) is WaitStore(ctx, Files(path), ...).
 func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (*Lease, error) {

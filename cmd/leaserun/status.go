@@ -16,7 +16,7 @@ import (
 type statusCmd struct {
 	Lease     string        `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease file."`
 	ClockSkew time.Duration `name:"clock-skew" default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"How far apart the clocks of the hosts sharing the lease may be: a record counts as held until its expires_at plus this. 0 by default."`
-	Format    string        `name:"format" placeholder:"TEMPLATE" help:"Go template over the record instead of JSON, e.g. '{{.Meta.endpoint}}'; fields as in the record (.InstanceID, .PID, .Host, .AcquiredAt, .RenewedAt, .TTL, .Meta, .Epoch) and .ExpiresAt, .State."`
+	Format    string        `name:"format" placeholder:"TEMPLATE" help:"Go template over the record instead of JSON, e.g. '{{.Meta.endpoint}}'; fields as in the record (.InstanceID, .PID, .Host, .AcquiredAt, .RenewedAt, .TTL, .Meta, .Epoch) and .ExpiresAt, .State, .VersionsRemoved."`
 
 	tmpl *template.Template
 }
@@ -39,24 +39,28 @@ func (s *statusCmd) validate() error {
 	return nil
 }
 
-// statusView is what status prints: the record, its expiry and the state.
+// statusView is what status prints: the record, its expiry and the state,
+// and whether the lease's versions were removed by hand (lease.Status).
 type statusView struct {
 	lease.Record
-	ExpiresAt time.Time
-	State     lease.State
+	ExpiresAt       time.Time
+	State           lease.State
+	VersionsRemoved bool
 }
 
 func (v statusView) MarshalJSON() ([]byte, error) {
 	if v.State == lease.StateFree {
 		return json.Marshal(struct {
-			State lease.State `json:"state"`
-		}{v.State})
+			State           lease.State `json:"state"`
+			VersionsRemoved bool        `json:"versions_removed,omitempty"`
+		}{v.State, v.VersionsRemoved})
 	}
 	return json.Marshal(struct {
 		lease.Record
-		ExpiresAt time.Time   `json:"expires_at"`
-		State     lease.State `json:"state"`
-	}{v.Record, v.ExpiresAt, v.State})
+		ExpiresAt       time.Time   `json:"expires_at"`
+		State           lease.State `json:"state"`
+		VersionsRemoved bool        `json:"versions_removed,omitempty"`
+	}{v.Record, v.ExpiresAt, v.State, v.VersionsRemoved})
 }
 
 // run prints the lease's status: exit 0 when held by a live holder, 1
@@ -68,9 +72,13 @@ func (s *statusCmd) run(stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "leaserun: error: lease %s: %v\n", s.Lease, err)
 		return supervisor.ExitIO
 	}
-	v := statusView{State: st.State}
+	v := statusView{State: st.State, VersionsRemoved: st.VersionsRemoved}
 	if st.Record != nil {
 		v.Record, v.ExpiresAt = *st.Record, st.Record.ExpiresAt()
+	}
+	if p := st.Published; st.VersionsRemoved && p != nil {
+		fmt.Fprintf(stderr, "leaserun: lease %s: its versions (%s.d) were removed or replaced by hand: %s still shows %s (epoch %d), which no version holds\n",
+			s.Lease, s.Lease, s.Lease, p.InstanceID, p.Epoch)
 	}
 	var out bytes.Buffer
 	if s.tmpl != nil {
