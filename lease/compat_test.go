@@ -124,16 +124,16 @@ func buildCompatWorker(t *testing.T) string {
 		t.Fatal(err)
 	}
 	extract.Stdin = pipe
-	var stderr bytes.Buffer
-	archive.Stderr, extract.Stderr = &stderr, &stderr
+	var archiveErr, extractErr bytes.Buffer
+	archive.Stderr, extract.Stderr = &archiveErr, &extractErr
 	if err := extract.Start(); err != nil {
 		t.Fatal(err)
 	}
 	if err := archive.Run(); err != nil {
-		t.Fatalf("git archive %s: %v\n%s", commit, err, stderr.Bytes())
+		t.Fatalf("git archive %s: %v\n%s", commit, err, archiveErr.Bytes())
 	}
 	if err := extract.Wait(); err != nil {
-		t.Fatalf("tar: %v\n%s", err, stderr.Bytes())
+		t.Fatalf("tar: %v\n%s", err, extractErr.Bytes())
 	}
 	if src, err := os.ReadFile(filepath.Join(dir, "lease", "store.go")); err == nil && bytes.Contains(src, []byte("type Store interface")) {
 		t.Fatalf("the package lease at %s already has a Store: not the older build", commit)
