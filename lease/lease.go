@@ -824,13 +824,15 @@ func (l *Lease) Release() error {
 	if l.released {
 		return nil
 	}
-	ctx := l.callContext()
-	err := l.resolvePending(ctx)
-	ctx.release()
-	if err != nil {
-		return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
+	if l.pending != nil {
+		ctx := l.callContext()
+		err := l.resolvePending(ctx)
+		ctx.release()
+		if err != nil {
+			return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
+		}
 	}
-	err = l.giveUp()
+	err := l.giveUp()
 	if err == nil || errors.Is(err, ErrLost) {
 		l.released = true
 	}
