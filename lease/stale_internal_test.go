@@ -62,6 +62,9 @@ func TestStaleViewIsNotFree(t *testing.T) {
 	if err != nil || st.State != StateHeld || st.Record.InstanceID != h.InstanceID() {
 		t.Fatalf("Read on a stale view: %s %+v, %v; want held by %s", st.State, st.Record, err, h.InstanceID())
 	}
+	if *opens != 4 {
+		t.Fatalf("Read opened the newest version %d times, want 4 (3 stale, then the record)", *opens)
+	}
 
 	opens = staleOpens(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
