@@ -53,11 +53,12 @@ func TestDanglingSymlinkHead(t *testing.T) {
 }
 
 // TestFIFOsDoNotHang: opening a FIFO for reading waits for a writer, so a
-// FIFO (or a symlink to one) where a record belongs must not be opened as
-// one: it is unreadable, hence free, whether it is the newest version or
-// the published copy that Acquire reads for the epoch.
+// FIFO where a record belongs must not be opened as one: it is unreadable,
+// hence free, whether it is the newest version or the published copy that
+// Acquire reads for the epoch. A symlink to one is not followed: at the
+// newest version it is an I/O error, at the published copy no copy.
 func TestFIFOsDoNotHang(t *testing.T) {
-	for _, at := range []string{"newest version", "symlink to a FIFO", "published copy"} {
+	for _, at := range []string{"newest version", "symlink to a FIFO", "published copy", "published symlink to a FIFO"} {
 		t.Run(at, func(t *testing.T) {
 			path := leasePathIn(t)
 			clk := clockAt(0)
@@ -73,6 +74,11 @@ func TestFIFOsDoNotHang(t *testing.T) {
 				}
 			case "published copy":
 				fifo = path
+			case "published symlink to a FIFO":
+				fifo = filepath.Join(t.TempDir(), "fifo")
+				if err := os.Symlink(fifo, path); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := syscall.Mkfifo(fifo, 0o666); err != nil {
 				t.Fatal(err)
@@ -88,6 +94,17 @@ func TestFIFOsDoNotHang(t *testing.T) {
 			done := make(chan error, 1)
 			go func() {
 				st, err := lease.Read(path, lease.WithClock(clk))
+				if at == "symlink to a FIFO" {
+					if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+						err = fmt.Errorf("Read = %s, %v; want an error refusing the symbolic link", st.State, err)
+					} else if _, err = lease.Acquire(path, time.Hour, lease.WithClock(clk)); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+						err = fmt.Errorf("Acquire: %v; want an error refusing the symbolic link", err)
+					} else {
+						err = nil
+					}
+					done <- err
+					return
+				}
 				if err == nil && st.State != lease.StateFree {
 					err = fmt.Errorf("Read = %s, want free", st.State)
 				}
@@ -96,7 +113,7 @@ func TestFIFOsDoNotHang(t *testing.T) {
 					return
 				}
 				l, err := lease.Acquire(path, time.Hour, lease.WithClock(clk))
-				if err == nil && l.Epoch() < 2 && at != "published copy" {
+				if err == nil && l.Epoch() < 2 && !strings.HasPrefix(at, "published") {
 					err = fmt.Errorf("acquired with epoch %d after epoch 1", l.Epoch())
 				}
 				done <- err

@@ -19,12 +19,6 @@ package lease_test
 // (BenchmarkFloorFsync). Targets: Renew <= 1.5x Floor; Acquire+Release <=
 // 3x Floor + one fsync, where one fsync = FloorFsync - Floor.
 //
-// BenchmarkFloorRaw, not a target, is the floor made with the lease's own
-// file operations, which on Linux are plain system calls: package os adds
-// four fcntl calls and an epoll_ctl to every open and an lstat to every
-// rename. Against it, Renew shows the cost of the protocol's own work alone
-// (the link, the look at the previous version, the unlink).
-
 import (
 	"bufio"
 	"bytes"
@@ -152,20 +146,6 @@ func BenchmarkFloor(b *testing.B) { benchFloor(b, false) }
 // BenchmarkFloorFsync: BenchmarkFloor plus fsync of the file and of the
 // directory.
 func BenchmarkFloorFsync(b *testing.B) { benchFloor(b, true) }
-
-// BenchmarkFloorRaw is BenchmarkFloor made with the file operations the
-// lease itself uses: on Linux plain system calls, without the fcntl and
-// epoll_ctl calls package os adds to every open and the lstat it adds to
-// every rename. Against it, Renew shows the cost of the protocol's own work
-// alone. It is not one of the targets.
-func BenchmarkFloorRaw(b *testing.B) {
-	benchReplace(b, func(_, tmp, target string, data []byte) error {
-		if err := lease.CreateExcl(tmp, data, 0o666); err != nil {
-			return err
-		}
-		return lease.ReplaceFile(tmp, target)
-	})
-}
 
 // BenchmarkAcquireRelease: Acquire then Release of one path, b.N times.
 // Each Acquire finds the previous holder's released record.

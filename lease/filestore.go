@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,11 +38,17 @@ import (
 //     reused name n+1 is still caught: cleanup removes versions in
 //     ascending order, so n is gone too and the holder lists; and every
 //     cleanupEvery'th version is listed regardless.
+//
+// Every operation on a version or a temp file goes through an os.Root on
+// PATH.d, opened without following a symlink at it (openDir), so that no
+// name planted in PATH.d, nor a symlink at PATH.d or PATH.d/tmp, can lead a
+// write outside the lease's own files; PATH, outside PATH.d, is only ever
+// read without following a symlink and replaced by a rename.
 type fileStore struct {
 	path string // the published record
 	dir  string // path + ".d": the versions
 	// vprefix is dir and a separator, which a version number completes to
-	// its file's name; tmp is dir's tempDir.
+	// its file's path; tmp is dir's tempDir.
 	vprefix, tmp string
 }
 
@@ -151,30 +158,38 @@ func (s *fileStore) versionPath(n uint64) string {
 	return s.vprefix + strconv.FormatUint(n, 10)
 }
 
-// list reads the version directory. A missing directory is an empty lease.
-func (s *fileStore) list() (listing, error) {
+// list reads the version directory.
+func (d *versionDir) list() (listing, error) {
 	if testHookList != nil {
 		testHookList()
 	}
+	names, err := names(d.root, d.s.dir)
+	if err != nil {
+		return listing{}, err
+	}
 	var l listing
-	_, err := retryStale(func() (struct{}, error) {
-		l = listing{versions: l.versions[:0]}
-		return struct{}{}, scanDir(s.dir, func(name []byte) {
-			if n, ok := parseDecimal(name); ok {
-				l.versions = append(l.versions, n)
-				l.newest = max(l.newest, n)
-			} else if bytes.HasPrefix(name, []byte(tempPrefix)) {
-				l.temps = append(l.temps, string(name))
-			}
-		})
-	})
+	for _, name := range names {
+		if n, ok := parseDecimal(name); ok {
+			l.versions = append(l.versions, n)
+			l.newest = max(l.newest, n)
+		} else if strings.HasPrefix(name, tempPrefix) {
+			l.temps = append(l.temps, name)
+		}
+	}
+	return l, nil
+}
+
+// list reads the version directory. A missing directory is an empty lease.
+func (s *fileStore) list() (listing, error) {
+	d, err := s.openDir()
 	if errors.Is(err, fs.ErrNotExist) {
 		return listing{}, s.checkMissing()
 	}
 	if err != nil {
 		return listing{}, err
 	}
-	return l, nil
+	defer d.Close()
+	return d.list()
 }
 
 // checkMissing tells a lease that was never written (fine) from a path that
@@ -191,23 +206,11 @@ func (s *fileStore) checkMissing() error {
 	return nil
 }
 
-var (
-	errNotDir     = errors.New("not a directory")
-	errIsDir      = errors.New("is a directory")
-	errNotRegular = errors.New("not a regular file") // where a record belongs: unreadable
-	// errDanglingLink: a symlink to nothing where a version belongs.
-	errDanglingLink = errors.New("a symlink to a missing file where a version belongs")
-	// errNoVersionDir: a holder's write found no version directory.
-	errNoVersionDir = errors.New("the version directory is gone")
-	// errStaleView: a version that listings kept showing and opens kept
-	// failing to find.
-	errStaleView = errors.New("listed as the newest version, but could not be opened")
-)
-
 // checkPath refuses a path that is a directory: writing the lease there
-// would fail only after the version was linked.
+// would fail only after the version was linked. A symlink there is
+// replaced by the write, never followed.
 func (s *fileStore) checkPath() error {
-	fi, err := retryStale(func() (fs.FileInfo, error) { return os.Stat(s.path) })
+	fi, err := retryStale(func() (fs.FileInfo, error) { return os.Lstat(s.path) })
 	if err == nil && fi.IsDir() {
 		return &fs.PathError{Op: "open", Path: s.path, Err: errIsDir}
 	}
@@ -231,47 +234,59 @@ func (s *fileStore) read() (view, error) { return s.readContext(context.Backgrou
 // made before the version existed. Either way readContext lists again,
 // pausing a little longer each time, for up to staleViewTimeout, and then
 // gives up with an error wrapping errStaleView; it gives up sooner, with
-// ctx.Err(), when ctx ends. A dangling symlink at the name is an error at
-// once (errDanglingLink).
+// ctx.Err(), when ctx ends. A symlink at the name is an error at once
+// (symlinkError): not something the protocol makes, and never followed.
 func (s *fileStore) readContext(ctx context.Context) (view, error) {
 	var stale staleRetry
 	for {
-		l, err := s.list()
-		if err != nil || l.newest == 0 {
-			return view{}, err
-		}
-		name := s.versionPath(l.newest)
-		data, err := retryStale(func() ([]byte, error) {
-			if testHookRead != nil {
-				if err := testHookRead(name); err != nil {
-					return nil, err
-				}
-			}
-			return readBounded(name)
-		})
-		if errors.Is(err, fs.ErrNotExist) {
-			if fi, lerr := os.Lstat(name); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-				// Not something the protocol makes, and no bytes to judge:
-				// an I/O error, as a directory there is.
-				return view{}, &fs.PathError{Op: "open", Path: name, Err: errDanglingLink}
-			}
-			if err := stale.pause(ctx, name, err); err != nil {
+		v, err := s.readOnce()
+		if errors.Is(err, fs.ErrNotExist) && v.seq != 0 {
+			if err := stale.pause(ctx, s.versionPath(v.seq), err); err != nil {
 				return view{}, err
 			}
 			continue
 		}
-		if errors.Is(err, errNotRegular) {
-			return view{seq: l.newest}, nil // a FIFO, a device: unreadable, so free
-		}
-		if err != nil {
-			return view{}, err
-		}
-		rec, err := decodeRecord(data)
-		if err != nil {
-			rec = nil // unreadable: the lease is free at this version
-		}
-		return view{seq: l.newest, data: data, rec: rec}, nil
+		return v, err
 	}
+}
+
+// readOnce is one look of readContext: it lists the versions and reads the
+// newest. An error wrapping fs.ErrNotExist with a view whose seq is set is a
+// stale view of that version.
+func (s *fileStore) readOnce() (view, error) {
+	d, err := s.openDir()
+	if errors.Is(err, fs.ErrNotExist) {
+		return view{}, s.checkMissing()
+	}
+	if err != nil {
+		return view{}, err
+	}
+	defer d.Close()
+	l, err := d.list()
+	if err != nil || l.newest == 0 {
+		return view{}, err
+	}
+	name := strconv.FormatUint(l.newest, 10)
+	var data []byte
+	if testHookRead != nil {
+		err = testHookRead(s.versionPath(l.newest))
+	}
+	if err == nil {
+		data, err = d.read(name)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return view{seq: l.newest}, err
+	case errors.Is(err, errNotRegular):
+		return view{seq: l.newest}, nil // a FIFO, a device: unreadable, so free
+	case err != nil:
+		return view{}, err
+	}
+	rec, err := decodeRecord(data)
+	if err != nil {
+		rec = nil // unreadable: the lease is free at this version
+	}
+	return view{seq: l.newest, data: data, rec: rec}, nil
 }
 
 // staleViewTimeout bounds how long readContext keeps looking again at a
@@ -325,14 +340,18 @@ func (r *staleRetry) pause(ctx context.Context, name string, err error) error {
 // cache of failed lookups can make it report false for a version that
 // exists: it is never a reason to count a write as won.
 func (s *fileStore) exists(n uint64) bool {
-	_, err := os.Lstat(s.versionPath(n))
-	return err == nil
+	d, err := s.openDir()
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	return d.exists(strconv.FormatUint(n, 10))
 }
 
 // listed reports whether a listing of the version directory shows version
 // n, which no cached failed lookup can hide.
-func (s *fileStore) listed(n uint64) bool {
-	l, err := s.list()
+func (d *versionDir) listed(n uint64) bool {
+	l, err := d.list()
 	return err == nil && slices.Contains(l.versions, n)
 }
 
@@ -383,29 +402,34 @@ func (s *fileStore) put(n uint64, data []byte, durable bool, inTime func() bool)
 		return lost, errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", s.path, len(data), MaxRecordSize)
 	}
 	holder := inTime != nil
-	tmp, err := s.writeTemp(data, !holder)
+	d, err := s.openForWrite(!holder)
 	if errors.Is(err, errNoVersionDir) {
 		return removed, nil
 	}
 	if err != nil {
 		return lost, err
 	}
+	defer d.Close()
+	tmp := tempName()
+	if err := d.writeTemp(tmp, data); err != nil {
+		return lost, err
+	}
 	defer func() {
 		if tmp != "" {
-			os.Remove(tmp)
+			d.tmp.Remove(tmp)
 		}
 	}()
 
 	// The compare-and-swap: link fails with EEXIST if version n exists.
-	target := s.versionPath(n)
+	target := strconv.FormatUint(n, 10)
 	if testHookLink != nil {
 		testHookLink()
 	}
-	err = os.Link(tmp, target)
+	err = d.link(tmp, target)
 	// The clock is read only once the link returned: a holder frozen after
 	// some earlier check and before its link, while a takeover went past a
 	// cleanup, is the writer whose link may reuse a removed name.
-	fresh := err == nil && inTime != nil && n%cleanupEvery != 0 && inTime() && s.exists(n-1)
+	fresh := err == nil && inTime != nil && n%cleanupEvery != 0 && inTime() && d.exists(strconv.FormatUint(n-1, 10))
 	if err != nil {
 		// Not every server says EEXIST: sftp-server reports a generic
 		// failure, which sshfs turns into EPERM. Whatever the error, if the
@@ -415,14 +439,14 @@ func (s *fileStore) put(n uint64, data []byte, durable bool, inTime func() bool)
 		// target from that cache, made before the target existed (and then
 		// the server, not the client, refused the link): a listing shows
 		// the name all the same.
-		if !errors.Is(err, fs.ErrExist) && !s.exists(n) && !s.listed(n) {
+		if !errors.Is(err, fs.ErrExist) && !d.exists(target) && !d.listed(n) {
 			return lost, err
 		}
 		// Over NFS a retransmitted LINK whose first reply was lost answers
 		// EEXIST although it succeeded: the version is ours if it holds
 		// exactly our bytes (they include a nanosecond timestamp and our
 		// InstanceID, so no one else writes them).
-		if existing, rerr := retryStale(func() ([]byte, error) { return readBounded(target) }); rerr != nil || !bytes.Equal(existing, data) {
+		if existing, rerr := d.read(target); rerr != nil || !bytes.Equal(existing, data) {
 			return lost, nil
 		}
 	}
@@ -432,7 +456,7 @@ func (s *fileStore) put(n uint64, data []byte, durable bool, inTime func() bool)
 	// holder's link made in time cannot reuse a name (inTime above).
 	var l listing
 	if !fresh {
-		l, err = s.list()
+		l, err = d.list()
 		if err != nil {
 			return lost, err
 		}
@@ -452,51 +476,55 @@ func (s *fileStore) put(n uint64, data []byte, durable bool, inTime func() bool)
 			// replaced by one that another acquisition started anew. Take
 			// our version out again (our link made it and nothing stands
 			// above it), so as to leave that state as we found it.
-			os.Remove(target)
+			d.root.Remove(target)
 			return removed, nil
 		}
 	}
 
 	if durable {
-		if err := syncDir(s.dir); err != nil {
+		if err := d.sync(); err != nil {
 			return won, err
 		}
 	}
-	if err := replaceFile(tmp, s.path); err != nil {
+	if err := d.publish(tmp, s.path); err != nil {
 		return won, err
 	}
 	tmp = ""
 	if n%cleanupEvery == 0 {
-		s.cleanup(n, l)
+		d.cleanup(n, l)
 	}
 	return won, nil
 }
 
-// writeTemp writes data to a new temp file in the version directory's
-// tempDir (the same filesystem as both link targets), creating tempDir if
-// needed, and the version directory too if mayCreate. A holder's write may
-// not create the version directory: if it is gone, the lease's files were
-// removed, and writeTemp returns errNoVersionDir.
-func (s *fileStore) writeTemp(data []byte, mayCreate bool) (string, error) {
-	name := filepath.Join(s.tmp, tempName())
-	err := createExcl(name, data, recordMode)
+// openForWrite opens the version directory and its tempDir for a write,
+// creating tempDir if need be, and the version directory too if mayCreate.
+// A holder's write may not create the version directory: if it is gone,
+// the lease's files were removed, and openForWrite returns
+// errNoVersionDir.
+func (s *fileStore) openForWrite(mayCreate bool) (*versionDir, error) {
+	d, err := s.openDir()
 	if errors.Is(err, fs.ErrNotExist) {
-		if mayCreate {
-			err = s.makeDir()
-		} else if err = os.Mkdir(s.tmp, 0o777); errors.Is(err, fs.ErrNotExist) {
-			return "", errNoVersionDir
-		} else if errors.Is(err, fs.ErrExist) {
-			err = nil
+		if !mayCreate {
+			return nil, errNoVersionDir
 		}
-		if err != nil {
-			return "", err
+		if err := s.checkMissing(); err != nil {
+			return nil, err
 		}
-		err = createExcl(name, data, recordMode)
+		// mkdir never follows a symlink at its name: one there is EEXIST,
+		// and openDir refuses it.
+		if err := os.Mkdir(s.dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		d, err = s.openDir()
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return name, nil
+	if err := d.openTmp(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // tempName returns a name no other write uses: a random prefix drawn once
@@ -511,48 +539,34 @@ var (
 	tempNameCount  atomic.Uint64
 )
 
-func (s *fileStore) makeDir() error {
-	if err := s.checkMissing(); err != nil {
-		return err
-	}
-	for _, dir := range []string{s.dir, s.tmp} {
-		if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-	}
-	return nil
-}
-
 // cleanup removes versions well below n (which the caller just made newest)
 // and temp files old enough to be left by a crash: old-style ones, which
 // the listing shows, and every tempScanEvery versions those in tempDir. It
 // is best effort: a failure leaves litter, never an unsafe state. It
 // removes versions in ascending order, so that a version is gone only once
 // those below it are: put relies on that to notice a reused name cheaply.
-func (s *fileStore) cleanup(n uint64, l listing) {
+func (d *versionDir) cleanup(n uint64, l listing) {
 	slices.Sort(l.versions)
 	for _, v := range l.versions {
 		if v+keepVersions < n {
-			os.Remove(s.versionPath(v))
+			d.root.Remove(strconv.FormatUint(v, 10))
 		}
 	}
-	removeStale(s.dir, l.temps)
+	removeStale(d.root, l.temps)
 	if n%tempScanEvery != 0 {
 		return
 	}
-	var names []string
-	if scanDir(s.tmp, func(name []byte) { names = append(names, string(name)) }) == nil {
-		removeStale(s.tmp, names)
+	if names, err := names(d.tmp, d.s.tmp); err == nil {
+		removeStale(d.tmp, names)
 	}
 }
 
-// removeStale removes the temp files names in dir that are old enough to
-// have been left by a crash.
-func removeStale(dir string, names []string) {
+// removeStale removes the temp files names in the directory r that are old
+// enough to have been left by a crash.
+func removeStale(r *os.Root, names []string) {
 	for _, name := range names {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Lstat(p); err == nil && time.Since(fi.ModTime()) > staleTempAge {
-			os.Remove(p)
+		if fi, err := r.Lstat(name); err == nil && time.Since(fi.ModTime()) > staleTempAge {
+			r.Remove(name)
 		}
 	}
 }
@@ -570,7 +584,7 @@ func (s *fileStore) previousEpoch() uint64 {
 // published is the record of the published copy at path; nil if there is
 // none or it can't be read.
 func (s *fileStore) published() *Record {
-	data, err := readFileBounded(s.path)
+	data, err := readPath(s.path)
 	if err != nil {
 		return nil
 	}
@@ -674,10 +688,18 @@ func (s *fileStore) removedError(n uint64) error {
 // answer wrongly.
 func (s *fileStore) gone(r Revision) error {
 	n, _ := parseDecimal(r)
-	if s.exists(n) {
+	d, err := s.openDir()
+	if errors.Is(err, fs.ErrNotExist) {
+		return s.removedError(n)
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if d.exists(string(r)) {
 		return nil
 	}
-	l, err := s.list()
+	l, err := d.list()
 	if err != nil {
 		return err
 	}

@@ -352,7 +352,7 @@ func TestPutTrustsTheClockOnlyAfterTheLink(t *testing.T) {
 	setup := func(t *testing.T, n uint64) *fileStore {
 		t.Helper()
 		s := newFileStore(filepath.Join(t.TempDir(), "lease"))
-		if err := s.makeDir(); err != nil {
+		if err := os.MkdirAll(s.tmp, 0o777); err != nil {
 			t.Fatal(err)
 		}
 		for _, v := range []uint64{n - 1, n + keepVersions + 5} {
@@ -518,34 +518,6 @@ func TestParseDecimal(t *testing.T) {
 		if n != wn || ok != wok || m != wn || ok2 != wok {
 			t.Errorf("parseDecimal(%q) = %d %v (bytes: %d %v), want %d %v", name, n, ok, m, ok2, wn, wok)
 		}
-	}
-}
-
-// scanDir sees every entry of a directory larger than its buffer.
-func TestScanDirLarge(t *testing.T) {
-	dir := t.TempDir()
-	want := map[string]bool{}
-	for i := range 700 {
-		name := strconv.Itoa(i) + strings.Repeat("x", i%200)
-		want[name] = true
-		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o666); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := map[string]bool{}
-	if err := scanDir(dir, func(name []byte) { got[string(name)] = true }); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(want) {
-		t.Fatalf("scanDir saw %d entries, want %d", len(got), len(want))
-	}
-	for name := range want {
-		if !got[name] {
-			t.Fatalf("scanDir missed %q", name)
-		}
-	}
-	if err := scanDir(filepath.Join(dir, "missing"), func([]byte) {}); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("scanDir of a missing directory: %v, want ErrNotExist", err)
 	}
 }
 

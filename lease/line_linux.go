@@ -3,6 +3,7 @@
 package lease
 
 import (
+	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -34,7 +35,7 @@ const (
 // docs/DESIGN.md, "The line of standbys".
 type line struct {
 	w          *inotify
-	gate, next int // descriptors of the gates; next is -1 once given up
+	gate, next *os.File // the gates; next is nil once given up
 	place      place
 }
 
@@ -50,7 +51,7 @@ func joinLine(w *inotify) *line {
 	if err != nil {
 		return nil
 	}
-	l := &line{w: w, gate: gate, next: -1}
+	l := &line{w: w, gate: gate}
 	if ok, err := tryLock(gate); err != nil {
 		l.leave()
 		return nil
@@ -71,13 +72,21 @@ func joinLine(w *inotify) *line {
 	return l
 }
 
-func openGate(dir, name string) (int, error) {
-	return unix.Open(filepath.Join(dir, name), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o666)
+// openGate opens the gate name in the version directory dir, creating it
+// if need be, through the directory's Root (openRoot), as every file of
+// the lease is opened: a symlink at dir is never followed.
+func openGate(dir, name string) (*os.File, error) {
+	r, err := openRoot(dir, dir, os.Lstat, os.OpenRoot)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o666)
 }
 
-// tryLock takes the flock of fd if it is free, never blocking.
-func tryLock(fd int) (bool, error) {
-	switch err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err {
+// tryLock takes the flock of f if it is free, never blocking.
+func tryLock(f *os.File) (bool, error) {
+	switch err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err {
 	case nil:
 		return true, nil
 	case unix.EWOULDBLOCK:
@@ -92,7 +101,7 @@ func tryLock(fd int) (bool, error) {
 // the watch. It reports false, holding nothing, if it cannot watch.
 func (l *line) takeNext() bool {
 	if !l.w.watchGate(filepath.Join(l.w.dir, gateName)) {
-		unix.Flock(l.next, unix.LOCK_UN)
+		unix.Flock(int(l.next.Fd()), unix.LOCK_UN)
 		return false
 	}
 	l.place = placeNext
@@ -110,7 +119,7 @@ func (l *line) takeHead() bool {
 		return true
 	}
 	// Don't hold the gate without watching: let another standby lead.
-	unix.Flock(l.gate, unix.LOCK_UN)
+	unix.Flock(int(l.gate.Fd()), unix.LOCK_UN)
 	return false
 }
 
@@ -151,12 +160,12 @@ func (l *line) advance() (moved, lead bool) {
 // head keeps for a moment (Wait's handOverAfter): its close wakes the
 // standbys behind to take the place.
 func (l *line) handOver() {
-	if l == nil || l.place != placeHead || l.next < 0 {
+	if l == nil || l.place != placeHead || l.next == nil {
 		return
 	}
-	unix.Flock(l.next, unix.LOCK_UN)
-	unix.Close(l.next)
-	l.next = -1
+	unix.Flock(int(l.next.Fd()), unix.LOCK_UN)
+	l.next.Close()
+	l.next = nil
 }
 
 // leave leaves the line. It unlocks both gates before closing either, since
@@ -166,12 +175,12 @@ func (l *line) leave() {
 	if l == nil {
 		return
 	}
-	unix.Flock(l.gate, unix.LOCK_UN)
-	if l.next >= 0 {
-		unix.Flock(l.next, unix.LOCK_UN)
+	unix.Flock(int(l.gate.Fd()), unix.LOCK_UN)
+	if l.next != nil {
+		unix.Flock(int(l.next.Fd()), unix.LOCK_UN)
 	}
-	unix.Close(l.gate)
-	if l.next >= 0 {
-		unix.Close(l.next)
+	l.gate.Close()
+	if l.next != nil {
+		l.next.Close()
 	}
 }

@@ -86,12 +86,6 @@ func encodeRecord(r *Record) []byte {
 	return append(data, '\n')
 }
 
-// readFileBounded reads at most MaxRecordSize+1 bytes of name, enough to
-// tell an oversized file from a record without loading it.
-func readFileBounded(name string) ([]byte, error) {
-	return retryStale(func() ([]byte, error) { return readBounded(name) })
-}
-
 // staleTries bounds retryStale.
 const staleTries = 5
 

@@ -55,7 +55,7 @@ type inotify struct {
 // deletions only: each write renames a new record onto PATH, in the parent,
 // and that should not wake the standby a second time.
 const (
-	dirMask           = unix.IN_CREATE | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
+	dirMask           = unix.IN_CREATE | unix.IN_MOVE_SELF | unix.IN_ONLYDIR | unix.IN_DONT_FOLLOW
 	parentWatchedMask = unix.IN_DELETE | unix.IN_ONLYDIR
 	parentMissingMask = unix.IN_DELETE | unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_ONLYDIR
 )
@@ -206,7 +206,7 @@ func (w *inotify) unwatch() {
 func (w *inotify) watchGate(name string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	wd, err := unix.InotifyAddWatch(w.fd, name, unix.IN_CLOSE_WRITE)
+	wd, err := unix.InotifyAddWatch(w.fd, name, unix.IN_CLOSE_WRITE|unix.IN_DONT_FOLLOW)
 	if err != nil {
 		return false
 	}
