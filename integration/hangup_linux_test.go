@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // e2eEnvJobPID names the file the shell role writes its job's pid to.
@@ -84,8 +86,8 @@ func (s *e2eScreen) String() string {
 
 // e2eGone reports whether pid has exited (a zombie, or reaped).
 func e2eGone(pid int) bool {
-	state, _, err := e2eProcStat(pid)
-	return err != nil || state == "Z" || state == "X"
+	s, err := procstat.Read(pid)
+	return err != nil || !s.Alive()
 }
 
 // After Ctrl-Z at a terminal, the child's group is stopped and leaserun
@@ -138,8 +140,8 @@ func TestStoppedChildHungUpWhenTheShellDies(t *testing.T) {
 
 	ptm.Write([]byte{0x1a}) // Ctrl-Z
 	e2ePoll(t, signalsPatience, "the child to stop", func() bool {
-		state, _, _ := e2eProcStat(child)
-		return state == "T"
+		s, _ := procstat.Read(child)
+		return s.State == 'T'
 	})
 	// leaserun tells whether its group was orphaned when it saw the stop:
 	// then it would leave the child stopped, as the kernel would.
@@ -200,8 +202,8 @@ func TestDeliberateStopLeftAlone(t *testing.T) {
 	})
 	cmd.Process.Signal(syscall.SIGCONT)
 	e2ePoll(t, signalsPatience, "the child to continue", func() bool {
-		state, _, _ := e2eProcStat(child)
-		return state != "T"
+		s, _ := procstat.Read(child)
+		return s.State != 'T'
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	if code := waitStatus(t, cmd); code != 143 {

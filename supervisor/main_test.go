@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/leaserun/leaserun/internal/procstat"
 	"github.com/leaserun/leaserun/lease"
 )
 
@@ -209,20 +210,13 @@ func waitFile(t *testing.T, name string) string {
 // groupAlive counts the live (not zombie) processes in process group pgid.
 func groupAlive(t *testing.T, pgid int) int {
 	t.Helper()
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	procs, err := procstat.All()
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
-	for _, name := range stats {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			continue // gone
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 3 || fields[0] == "Z" || fields[0] == "X" {
-			continue
-		}
-		if pg, _ := strconv.Atoi(fields[2]); pg == pgid {
+	for _, p := range procs {
+		if p.PGRP == pgid && p.Alive() {
 			n++
 		}
 	}

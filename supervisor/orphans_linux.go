@@ -2,11 +2,11 @@ package supervisor
 
 import (
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // becomeSubreaper makes this process a child subreaper: what the child
@@ -56,28 +56,13 @@ func hasChildren() bool {
 	}
 }
 
-// children lists this process's children, zombies included, from each
-// process's parent pid in /proc.
+// children lists this process's children, zombies included.
 func children() []int {
-	self := os.Getpid()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
+	procs, _ := procstat.All()
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) >= 2 && fields[1] == strconv.Itoa(self) {
-			pids = append(pids, pid)
+	for _, p := range procs {
+		if p.PPID == os.Getpid() {
+			pids = append(pids, p.PID)
 		}
 	}
 	return pids

@@ -2,10 +2,10 @@ package supervisor
 
 import (
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // pgrpOrphaned reports whether this process's group is orphaned as POSIX
@@ -31,27 +31,12 @@ func pgrpOrphaned() bool {
 	if links(os.Getppid()) {
 		return false
 	}
-	self := os.Getpid()
-	entries, err := os.ReadDir("/proc")
+	procs, err := procstat.All()
 	if err != nil {
 		return false // can't tell: not orphaned, nothing is done
 	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-		s := string(stat)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 3 || f[0] == "Z" || f[2] != strconv.Itoa(pgrp) {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil && links(ppid) {
+	for _, p := range procs {
+		if p.PID != os.Getpid() && p.PGRP == pgrp && p.Alive() && links(p.PPID) {
 			return false
 		}
 	}

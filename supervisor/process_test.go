@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/leaserun/leaserun/internal/procstat"
 	"github.com/leaserun/leaserun/lease"
 )
 
@@ -219,13 +220,8 @@ func TestReaper(t *testing.T) {
 }
 
 func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+	s, err := procstat.Read(pid)
+	return err == nil && s.Alive()
 }
 
 // On a terminal the child's group gets the foreground: it reads the
