@@ -30,6 +30,9 @@ type terminal struct {
 func takeTerminal(cmd *exec.Cmd) *terminal {
 	tty := -1
 	for i, stdio := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
+		if stdio == nil {
+			continue // the null device
+		}
 		f, ok := stdio.(*os.File)
 		if !ok {
 			if i < 2 {

@@ -166,8 +166,8 @@ func TestFrozenPastTTL(t *testing.T) {
 	time.Sleep(testConfig(t).TTL + 500*time.Millisecond) // the freeze itself, not a synchronisation
 	h.cmd.Process.Signal(syscall.SIGCONT)
 	syscall.Kill(-pgid, syscall.SIGCONT)
-	if code := h.wait(t); code != ExitLost {
-		t.Fatalf("exit status %d, want %d", code, ExitLost)
+	if code := h.wait(t); code != statusLost {
+		t.Fatalf("exit status %d, want %d", code, statusLost)
 	}
 	if !strings.Contains(h.stderr.String(), "lease lost") {
 		t.Errorf("no loss logged:\n%s", h.stderr.String())

@@ -7,10 +7,6 @@ import (
 	"syscall"
 )
 
-// maxSignal is the highest signal number: Linux has real-time signals up to
-// 64, and leaserun forwards those too.
-const maxSignal syscall.Signal = 64
-
 // reservedSignal: a Go program can't catch 32 and 33, taken by the C
 // library's threads, nor 34, which the Go runtime keeps for musl's (and is
 // glibc's SIGRTMIN). 32 and 34 end leaserun as SIGKILL would.

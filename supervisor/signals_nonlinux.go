@@ -4,9 +4,6 @@ package supervisor
 
 import "syscall"
 
-// maxSignal is the highest classic signal number.
-const maxSignal syscall.Signal = 31
-
 func reservedSignal(syscall.Signal) bool { return false }
 
 // pipeForwardable: not here, where a write's SIGPIPE need not be raised on

@@ -42,7 +42,7 @@ func notForwarded(s syscall.Signal, pipe bool) bool {
 // renewals, not the child.
 func forwardedSignals(pipe bool) []os.Signal {
 	var sigs []os.Signal
-	for s := syscall.Signal(1); s <= maxSignal; s++ {
+	for s := syscall.Signal(1); s <= maxSignal(); s++ {
 		if !notForwarded(s, pipe) {
 			sigs = append(sigs, s)
 		}

@@ -7,14 +7,10 @@ import (
 	"syscall"
 )
 
-const maxSignal syscall.Signal = 15
-
 var signalNames = map[string]syscall.Signal{
 	"SIGHUP": syscall.SIGHUP, "SIGINT": syscall.SIGINT, "SIGQUIT": syscall.SIGQUIT,
 	"SIGKILL": syscall.SIGKILL, "SIGTERM": syscall.SIGTERM,
 }
-
-func signalByName(name string) syscall.Signal { return signalNames[name] }
 
 func signalName(sig os.Signal) string {
 	for name, s := range signalNames {

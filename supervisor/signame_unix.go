@@ -10,8 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func signalByName(name string) syscall.Signal { return unix.SignalNum(name) }
-
 // signalName names sig as kill -l does, with the SIG prefix.
 func signalName(sig os.Signal) string {
 	if s, ok := sig.(syscall.Signal); ok {

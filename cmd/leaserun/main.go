@@ -16,8 +16,6 @@ import (
 	"slices"
 
 	"github.com/alecthomas/kong"
-
-	"github.com/leaserun/leaserun/supervisor"
 )
 
 func main() {
@@ -80,7 +78,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 	kctx, err := parser.Parse(withCommand(args))
 	if err != nil {
 		fmt.Fprintf(stderr, "leaserun: error: %v\n", usageMessage(err))
-		return supervisor.ExitUsage
+		return exitUsage
 	}
 	if isStatus(kctx) {
 		return c.Status.run(stdout, stderr)
@@ -140,9 +138,26 @@ func withCommand(args []string) []string {
 // usageMessage is err's one line, without the prefix kong gives errors of
 // the selected command's values.
 func usageMessage(err error) string {
-	var ue *supervisor.UsageError
+	var ue usageError
 	if errors.As(err, &ue) {
 		return ue.Error()
 	}
 	return err.Error()
 }
+
+// Exit statuses (sysexits.h and the shell's), beside the child's own and
+// --held-exit-code (75, EX_TEMPFAIL, unless given).
+const (
+	exitUsage      = 64  // a bad flag or value, no command, no lease path
+	exitIO         = 74  // an I/O error on the lease file
+	exitLost       = 76  // the lease was lost while the child ran
+	exitCannotExec = 126 // the command was found but could not be executed
+	exitNotFound   = 127 // the command was not found
+)
+
+// usageError is a bad command line, said in a line that names the flag.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func usageErrorf(format string, args ...any) error { return usageError(fmt.Sprintf(format, args...)) }

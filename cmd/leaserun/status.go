@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/leaserun/leaserun/lease"
-	"github.com/leaserun/leaserun/supervisor"
 )
 
 // statusCmd is "leaserun status".
@@ -23,17 +22,17 @@ type statusCmd struct {
 
 func (s *statusCmd) validate() error {
 	if s.Lease == "" {
-		return &supervisor.UsageError{Flag: "lease", Msg: "the lease path is required"}
+		return usageErrorf("--lease: the lease path is required")
 	}
 	if s.ClockSkew < 0 {
-		return &supervisor.UsageError{Flag: "clock-skew", Msg: fmt.Sprintf("%v: must not be negative", s.ClockSkew)}
+		return usageErrorf("--clock-skew: %v: must not be negative", s.ClockSkew)
 	}
 	if s.Format == "" {
 		return nil
 	}
 	t, err := template.New("format").Option("missingkey=zero").Parse(s.Format)
 	if err != nil {
-		return &supervisor.UsageError{Flag: "format", Msg: err.Error()}
+		return usageErrorf("--format: %v", err)
 	}
 	s.tmpl = t
 	return nil
@@ -66,7 +65,7 @@ func (s *statusCmd) run(stdout, stderr io.Writer) int {
 	st, err := lease.Read(s.Lease, lease.WithClockSkew(s.ClockSkew))
 	if err != nil {
 		fmt.Fprintf(stderr, "leaserun: error: lease %s: %v\n", s.Lease, err)
-		return supervisor.ExitIO
+		return exitIO
 	}
 	v := statusView{State: st.State}
 	if st.Record != nil {
@@ -76,7 +75,7 @@ func (s *statusCmd) run(stdout, stderr io.Writer) int {
 	if s.tmpl != nil {
 		if err := s.tmpl.Execute(&out, v); err != nil {
 			fmt.Fprintf(stderr, "leaserun: error: --format: %v\n", err)
-			return supervisor.ExitUsage
+			return exitUsage
 		}
 		out.WriteByte('\n')
 	} else {
