@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/leaserun/leaserun/lease"
 	"github.com/leaserun/leaserun/supervisor"
 )
@@ -40,8 +42,8 @@ type runCmd struct {
 var flagNames = strings.NewReplacer("Path", "--lease", "TTL", "--ttl", "RenewInterval", "--renew",
 	"Grace", "--grace", "WaitTimeout", "--wait-timeout", "StopSignal", "--stop-signal", "Meta", "--meta")
 
-// validate makes the supervisor's Config of the flags, and checks it.
-func (r *runCmd) validate() error {
+// Validate makes the supervisor's Config of the flags, and checks it.
+func (r *runCmd) Validate() error {
 	if len(r.Command) > 0 && r.Command[0] == "--" {
 		// Kong keeps the -- of "leaserun run --lease p -- cmd" for a
 		// passthrough argument (not so without "run").
@@ -84,9 +86,9 @@ func (r *runCmd) validate() error {
 	return nil
 }
 
-// run runs the command and returns the status to exit with.
-func (r *runCmd) run(stderr io.Writer) int {
-	w := newLogWriter(stderr)
+// Run runs the command, and ends leaserun with its status.
+func (r *runCmd) Run(kctx *kong.Context) error {
+	w := newLogWriter(kctx.Stderr)
 	defer w.Close(logFlushTimeout)
 	log := newLogger(w, r.LogFormat, r.LogLevel)
 	r.cfg.Logger = log
@@ -99,7 +101,7 @@ func (r *runCmd) run(stderr io.Writer) int {
 	code := r.exitCode(err)
 	var exit *supervisor.ExitError
 	if err == nil || errors.As(err, &exit) || errors.Is(err, lease.ErrLost) {
-		return code // the child's status, or a loss logged when it was noticed
+		return exitStatus(code) // the child's status, or a loss logged when it was noticed
 	}
 	msg := err.Error()
 	if errors.Is(err, lease.ErrHeld) && errors.Is(err, context.DeadlineExceeded) {
@@ -110,7 +112,7 @@ func (r *runCmd) run(stderr io.Writer) int {
 		level = slog.LevelDebug // --held-exit-code 0: a skipped run is silent
 	}
 	log.Log(context.Background(), level, msg, "lease", r.Lease, "status", code)
-	return code
+	return exitStatus(code)
 }
 
 // exitCode is the status for what supervisor.Run returned.

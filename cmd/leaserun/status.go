@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"text/template"
 	"time"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/leaserun/leaserun/lease"
 )
@@ -20,7 +21,8 @@ type statusCmd struct {
 	tmpl *template.Template
 }
 
-func (s *statusCmd) validate() error {
+// Validate checks the flags, and parses the template.
+func (s *statusCmd) Validate() error {
 	if s.Lease == "" {
 		return usageErrorf("--lease: the lease path is required")
 	}
@@ -58,14 +60,14 @@ func (v statusView) MarshalJSON() ([]byte, error) {
 	}{v.Record, v.ExpiresAt, v.State})
 }
 
-// run prints the lease's status: exit 0 when held by a live holder, 1
-// otherwise, 74 on an I/O error or for a lease that no run could acquire
-// (lease.ErrExhausted), as a run would exit.
-func (s *statusCmd) run(stdout, stderr io.Writer) int {
+// Run prints the lease's status, and ends leaserun with 0 when it is held
+// by a live holder, 1 otherwise, 74 on an I/O error or for a lease that no
+// run could acquire (lease.ErrExhausted), as a run would exit.
+func (s *statusCmd) Run(kctx *kong.Context) error {
 	st, err := lease.Read(s.Lease, lease.WithClockSkew(s.ClockSkew))
 	if err != nil {
-		fmt.Fprintf(stderr, "leaserun: error: lease %s: %v\n", s.Lease, err)
-		return exitIO
+		fmt.Fprintf(kctx.Stderr, "leaserun: error: lease %s: %v\n", s.Lease, err)
+		return exitStatus(exitIO)
 	}
 	v := statusView{State: st.State}
 	if st.Record != nil {
@@ -74,21 +76,19 @@ func (s *statusCmd) run(stdout, stderr io.Writer) int {
 	var out bytes.Buffer
 	if s.tmpl != nil {
 		if err := s.tmpl.Execute(&out, v); err != nil {
-			fmt.Fprintf(stderr, "leaserun: error: --format: %v\n", err)
-			return exitUsage
+			return usageErrorf("--format: %v", err)
 		}
 		out.WriteByte('\n')
 	} else {
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
-			fmt.Fprintf(stderr, "leaserun: error: %v\n", err)
-			return 1
+			return err
 		}
 		out.Write(append(b, '\n'))
 	}
-	stdout.Write(out.Bytes())
-	if st.State == lease.StateHeld {
-		return 0
+	kctx.Stdout.Write(out.Bytes())
+	if st.State != lease.StateHeld {
+		return exitStatus(1)
 	}
-	return 1
+	return nil
 }
