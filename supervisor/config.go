@@ -145,14 +145,6 @@ func maxSignal() syscall.Signal {
 	return 31
 }
 
-// stopSignal is the signal that asks the child to stop.
-func (c *Config) stopSignal() os.Signal {
-	if c.StopSignal == nil {
-		return syscall.SIGTERM
-	}
-	return c.StopSignal
-}
-
 // logger is where the events go.
 func (c *Config) logger() *slog.Logger {
 	if c.Logger == nil {

@@ -58,8 +58,8 @@ func helperMain() int {
 		cfg.hooks.renew = func(*lease.Lease) error { select {} }
 	}
 	if os.Getenv("H_SUBREAPER") == "1" {
-		if err := setSubreaper(); err != nil {
-			fmt.Fprintln(os.Stderr, "helper: subreaper:", err)
+		if !becomeSubreaper() {
+			fmt.Fprintln(os.Stderr, "helper: can't become a subreaper")
 			return 98
 		}
 		cfg.hooks.reap = true

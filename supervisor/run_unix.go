@@ -146,7 +146,10 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
 	g.Add(ch.wait, ch.interrupt)
 	rn := newRenewer(cfg, l, log)
 	g.Add(rn.run, rn.interrupt)
-	stopSignal := cfg.stopSignal()
+	stopSignal := cfg.StopSignal
+	if stopSignal == nil {
+		stopSignal = syscall.SIGTERM
+	}
 	gd := &guard{quit: newQuit(), l: l, grace: cfg.Grace, margin: cfg.Margin, log: log,
 		stop: func(err *LostError) {
 			lost.set(err)

@@ -3,12 +3,151 @@
 package supervisor
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// catcher catches the signals Run forwards, on C.
+//
+// Catching or releasing a signal costs a round trip to the Go runtime's
+// signal-mask thread (two thread switches, some 20-30µs each); on Linux Run
+// forwards some 50 signals, so doing that in line would add over a millisecond
+// to every start and, worse, to every hand-off: the release that lets a
+// standby in would wait for it. So the signals that end a wait are caught
+// before catchSignals returns and the rest in the background (ready is
+// closed when all are: the child must not start before), and release lets
+// them go in the background, after the lease is released.
+type catcher struct {
+	C     chan os.Signal
+	ready chan struct{}  // closed once every signal is caught
+	held  chan os.Signal // what catches the signals held off (heldOff), dropped
+
+	done     chan struct{} // closed by release
+	watching chan struct{} // closed when stop's goroutine has returned
+}
+
+// catchSignals catches the signals Run forwards (SIGPIPE too if pipe is
+// set), but not one that is ignored when it is called: that one stays
+// ignored, in this process and in the child (see ignoredSignals).
+func catchSignals(pipe bool) *catcher {
+	c := &catcher{C: make(chan os.Signal, 64), ready: make(chan struct{}), held: make(chan os.Signal, 1)}
+	ignored := ignoredSignals()
+	var now, later []os.Signal
+	for _, s := range forwardedSignals(pipe) {
+		if ignored(s) {
+			continue
+		}
+		if endsWait(s) {
+			now = append(now, s)
+		} else {
+			later = append(later, s)
+		}
+	}
+	signal.Notify(c.C, now...)
+	go func() {
+		defer close(c.ready)
+		if len(later) > 0 { // none would mean all
+			signal.Notify(c.C, later...)
+		}
+		var held []os.Signal
+		for _, s := range heldOff() {
+			if !ignored(s) {
+				held = append(held, s)
+			}
+		}
+		if len(held) > 0 { // none would mean all
+			signal.Notify(c.held, held...)
+		}
+	}()
+	return c
+}
+
+// wait returns once every forwarded signal is caught.
+func (c *catcher) wait() { <-c.ready }
+
+// stop ends the forwarding: what was caught and not forwarded so far is
+// dropped (as signal.Stop would drop it). From then until release, a
+// shutdown signal (TERM, INT, QUIT) has its default effect: it is let go
+// and raised again, so that a TERM during a release hung in a stuck
+// filesystem ends the process. Other signals are dropped: a HUP or USR1
+// sent for the child as it exits must not turn its exit status into ours.
+// The signals stay caught until release, so that letting them go does not
+// compete with the release of the lease for the CPU.
+func (c *catcher) stop() {
+	drain(c.C, func(os.Signal) {})
+	c.done = make(chan struct{})
+	c.watching = make(chan struct{})
+	go func() {
+		defer close(c.watching)
+		for {
+			select {
+			case sig := <-c.C:
+				if isShutdown(sig) {
+					dieBy(sig)
+				}
+			case <-c.done:
+				return
+			}
+		}
+	}()
+}
+
+// release stops catching, in the background (a program that exits right
+// after does not wait for it); a shutdown signal caught meanwhile is raised
+// again once the signals are let go. It follows stop.
+func (c *catcher) release() {
+	close(c.done)
+	go func() {
+		<-c.watching
+		<-c.ready
+		signal.Stop(c.held)
+		signal.Stop(c.C)
+		drain(c.C, func(sig os.Signal) {
+			if isShutdown(sig) {
+				dieBy(sig)
+			}
+		})
+	}()
+}
+
+func drain(c <-chan os.Signal, f func(os.Signal)) {
+	for {
+		select {
+		case s := <-c:
+			f(s)
+		default:
+			return
+		}
+	}
+}
+
+// dieBy ends the process by sig's default effect. The kernel drops such a
+// signal sent to the init of a PID namespace (leaserun as a container's
+// entrypoint), and the Go runtime then exits 2: there, it exits 128+N, the
+// status a shell gives a process that signal N killed.
+func dieBy(sig os.Signal) {
+	if os.Getpid() == 1 {
+		os.Exit(signalStatus(sig))
+	}
+	signal.Reset(sig)
+	raise(sig)
+}
+
+// raise sends sig to this process.
+func raise(sig os.Signal) {
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		p.Signal(sig)
+	}
+}
 
 // notForwarded reports the signals leaserun does not catch to pass on:
 // SIGKILL and SIGSTOP, which can't be caught; job control from the
@@ -31,9 +170,16 @@ func notForwarded(s syscall.Signal, pipe bool) bool {
 	case syscall.SIGURG:
 		return !asyncPreemptOff()
 	case syscall.SIGPIPE:
-		return !pipe || !pipeForwardable
+		// Only on Linux is the SIGPIPE of a failed write raised on the
+		// thread that wrote, so that a thread that blocks SIGPIPE keeps its
+		// own from the process (see Config.ForwardSIGPIPE); not so on
+		// macOS.
+		return !pipe || runtime.GOOS != "linux"
 	}
-	return reservedSignal(s)
+	// A Go program can't catch 32 and 33, taken by the C library's threads,
+	// nor 34, which the Go runtime keeps for musl's (and is glibc's
+	// SIGRTMIN): 32 and 34 end the process as SIGKILL would.
+	return s >= 32 && s <= 34
 }
 
 // forwardedSignals are the signals leaserun catches and passes on to the
@@ -111,5 +257,94 @@ func ignoredSignals() func(os.Signal) bool {
 			return false
 		}
 		return signal.Ignored(sig) || s >= 1 && s <= 64 && mask&(1<<(s-1)) != 0
+	}
+}
+
+// ignoredMask is the process's ignored signals, bit N-1 for signal N, from
+// /proc/self/status on Linux; 0 elsewhere, where there is no portable way
+// to read a signal's disposition without changing it (signal.Ignored alone
+// says).
+func ignoredMask() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := bytes.Cut(b, []byte("\nSigIgn:"))
+	if !ok {
+		return 0
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	mask, _ := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 64)
+	return mask
+}
+
+// signalName names sig as kill -l does, with the SIG prefix.
+func signalName(sig os.Signal) string {
+	if s, ok := sig.(syscall.Signal); ok {
+		if name := unix.SignalName(s); name != "" {
+			return name
+		}
+		return "signal " + strconv.Itoa(int(s))
+	}
+	return sig.String()
+}
+
+// forwarder is the actor that passes every signal leaserun catches on to
+// the child's process group, once, while the lease holds; once it has
+// expired, it SIGKILLs the group instead. After a shutdown signal (TERM, INT,
+// QUIT), or when the context ends (then it sends the stop signal itself),
+// it gives the child the grace period, then SIGKILLs the group.
+type forwarder struct {
+	*quit
+	sigs       <-chan os.Signal
+	ctxDone    <-chan struct{}
+	group      *procGroup
+	expired    func() bool // the lease's Expired
+	stopSignal os.Signal
+	grace      time.Duration
+	log        *slog.Logger
+}
+
+func (f *forwarder) run() error {
+	kill := time.NewTimer(time.Hour)
+	kill.Stop()
+	defer kill.Stop()
+	shuttingDown := false
+	shutdown := func() {
+		if !shuttingDown {
+			shuttingDown = true
+			kill.Reset(f.grace)
+		}
+	}
+	for {
+		select {
+		case <-f.c:
+			return nil
+		case sig := <-f.sigs:
+			if f.expired() {
+				// Woken after a freeze past the TTL (the SIGCONT that
+				// thawed us, say): passing a signal on could resume a
+				// stopped child that must not run again. The guard is
+				// declaring the loss; make sure the child is dead first.
+				f.group.signal(syscall.SIGKILL)
+				continue
+			}
+			f.group.signal(sig)
+			f.log.Debug("forwarded signal", "signal", signalName(sig))
+			if isShutdown(sig) {
+				if !shuttingDown {
+					f.log.Info("stopping the child", "signal", signalName(sig), "grace", f.grace)
+				}
+				shutdown()
+			}
+		case <-f.ctxDone:
+			f.ctxDone = nil
+			f.group.signal(f.stopSignal)
+			shutdown()
+			f.log.Info("stopping the child: context done", "signal", signalName(f.stopSignal), "grace", f.grace)
+		case <-kill.C:
+			f.group.signal(syscall.SIGKILL)
+			f.log.Warn("the child outlived the grace period: killed it", "grace", f.grace)
+		}
 	}
 }
