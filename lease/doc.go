@@ -35,8 +35,11 @@
 // version and is created read-only (but on Windows, where a read-only file
 // can't be replaced by a rename): never write it in place. Releasing keeps
 // both and marks the record released, so that the epoch never goes back;
-// deleting PATH and PATH.d by hand resets the lease, epoch included. See
-// docs/DESIGN.md for the protocol and why it is safe.
+// deleting PATH and PATH.d by hand resets the lease, epoch included, and is
+// only for a lease that nobody holds or waits on: a holder finds out at its
+// next Renew (ErrLost, saying that the lease's files were removed or
+// replaced), and until then it runs beside any acquisition started anew.
+// See docs/DESIGN.md for the protocol and why it is safe.
 //
 // # Time
 //

@@ -76,6 +76,8 @@ type Lease struct {
 	// reports ErrReleased rather than a lapse, and leaves the release to it.
 	releasing atomic.Bool
 	record    atomic.Pointer[Record]
+	// lost is the first ErrLost that Renew returned, for Err.
+	lost atomic.Pointer[error]
 
 	mu       sync.Mutex // serialises writes; guards the fields below
 	seq      uint64     // the version this handle wrote last
@@ -149,7 +151,11 @@ type attempt struct {
 // free, expired, released or unreadable, and fails with ErrHeld when a
 // different instance holds a still-valid lease; the error says who holds and
 // until when. An I/O error (a directory at path, a missing parent directory,
-// permission denied) is returned as it is, never taken as "free".
+// permission denied) is returned as it is, never taken as "free". Nor is a
+// version that a listing shows but that can't be opened, as when this host's
+// client answers from its cache of failed lookups: Acquire looks again,
+// pausing between looks, and returns an error if the view has not cleared
+// within 10s: unreadable means bytes that were read and are not a record.
 //
 // Whether a record is still valid is judged by the wall clock: RenewedAt +
 // TTL + the WithClockSkew allowance. A record renewed in the future is held.
@@ -342,11 +348,36 @@ func (l *Lease) Record() Record { return l.record.Load().clone() }
 
 // Renew extends the lease by its TTL from the instant before the write
 // begins. It returns ErrLost (wrapped, saying who holds now) when another
-// instance took the lease over, or when this handle's lease already expired
-// — even if nobody took over, since a challenger may be about to; the
-// caller must then acquire anew. Any other error leaves the handle holding
-// until its deadline, and Renew may be retried.
+// instance took the lease over, when the lease's files were removed or
+// replaced by hand, or when this handle's lease already expired — even if
+// nobody took over, since a challenger may be about to; the caller must then
+// acquire anew. Any other error leaves the handle holding until its
+// deadline, and Renew may be retried.
 func (l *Lease) Renew() error {
+	err := l.renew()
+	if errors.Is(err, ErrLost) {
+		l.setLost(err)
+	}
+	return err
+}
+
+// Err says why the handle stopped holding, once Renew has found out: it is
+// the first ErrLost error that Renew returned, or is returning. It is nil
+// while the handle holds, and also after the handle stopped holding in
+// another way (its deadline passed with no Renew since, or Release was
+// called), which Expired reports. A watchdog that sees Expired turn true
+// may find the reason here.
+func (l *Lease) Err() error {
+	if p := l.lost.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// setLost records err for Err, unless an error is recorded already.
+func (l *Lease) setLost(err error) { l.lost.CompareAndSwap(nil, &err) }
+
+func (l *Lease) renew() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released || l.releasing.Load() {
@@ -370,6 +401,13 @@ func (l *Lease) Renew() error {
 	if err != nil {
 		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
 		return fmt.Errorf("liblease: renewing %s: %w", l.store.path, err)
+	}
+	if out == removed {
+		// The reason first: a watchdog that sees Expired turn true reads it.
+		err := l.removedError()
+		l.setLost(err)
+		l.over.Store(true)
+		return err
 	}
 	if out != won {
 		return l.lostError()
@@ -401,20 +439,34 @@ func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) 
 }
 
 // resolvePending finds out whether a write (renewal or release) that failed
-// with an I/O error made its version after all: a later put would otherwise see that version
-// and think the lease lost. Its error is Renew's.
+// with an I/O error made its version after all: a later put would otherwise
+// see that version and think the lease lost. Its error is Renew's.
 func (l *Lease) resolvePending() error { return l.resolvePendingFor("renewing") }
 
 // resolvePendingFor is resolvePending for the write that op ("renewing",
 // "releasing") names in its error.
 func (l *Lease) resolvePendingFor(op string) error {
-	p := l.pending
-	if p == nil {
+	if l.pending == nil {
 		return nil
 	}
 	v, err := l.store.read()
 	if err != nil {
 		return fmt.Errorf("liblease: %s %s: %w", op, l.store.path, err)
+	}
+	l.settlePending(v)
+	return nil
+}
+
+// settlePending settles the pending write, if any, by v, a read made after
+// it: if v's newest version is that write's, with its record, the version is
+// the handle's own and the handle adopts it (if the handle lapsed meanwhile,
+// it stays over, and its deadline is not moved); if a higher version or
+// another record stands there, the handle is over; otherwise the write made
+// nothing. The caller holds l.mu.
+func (l *Lease) settlePending(v view) {
+	p := l.pending
+	if p == nil {
+		return
 	}
 	l.pending = nil
 	switch {
@@ -426,32 +478,56 @@ func (l *Lease) resolvePendingFor(op string) error {
 	case v.seq >= p.seq:
 		l.over.Store(true)
 	}
-	return nil
 }
 
 // lostError marks the handle over and says why: who holds now, or that the
 // lease lapsed with nobody else holding (then it also gives the record up,
-// so a standby need not wait out a TTL for it).
+// so a standby need not wait out a TTL for it). A version that the handle's
+// own pending write made is the handle's, not another holder's: it is
+// adopted and given up as well.
 func (l *Lease) lostError() error {
 	l.over.Store(true)
 	if l.releasing.Load() {
 		return errorf(ErrReleased, "%s", l.store.path)
 	}
+	expired := l.record.Load().ExpiresAt()
 	v, err := l.store.read()
+	if err == nil {
+		l.settlePending(v)
+	}
 	if err == nil && v.seq > l.seq && v.rec != nil && !v.rec.Released() {
-		return heldError(ErrLost, l.store.path, v.rec)
+		return l.lostTo(v.rec)
 	}
 	if err == nil && v.seq == l.seq && !l.record.Load().Released() {
 		l.giveUp() // once: its released record is then the newest, and ours
 	}
 	return errorf(ErrLost, "%s: lease expired at %s before it was renewed",
-		l.store.path, l.record.Load().ExpiresAt().Format(time.RFC3339Nano))
+		l.store.path, expired.Format(time.RFC3339Nano))
 }
 
 // giveUp writes a released record after this handle's version, if nobody
 // wrote one first. It is how a handle that stopped holding frees the lease
 // at once instead of leaving it to expire.
+//
+// A released record frees the lease to whoever reads it, so giveUp first
+// makes sure that the handle's version is still there: if cleanup removed
+// it, others have built on it, and if nothing stands above it, the lease's
+// files were removed or replaced by hand. Either way the handle frees
+// nothing, and writes nothing that would free a lease started anew.
 func (l *Lease) giveUp() error {
+	if !l.store.exists(l.seq) { // a cached failed lookup may say so: list
+		lst, err := l.store.list()
+		if err != nil {
+			return fmt.Errorf("liblease: releasing %s: %w", l.store.path, err)
+		}
+		if !slices.Contains(lst.versions, l.seq) {
+			l.over.Store(true)
+			if lst.newest > l.seq {
+				return l.lostToNewest()
+			}
+			return l.removedError()
+		}
+	}
 	start := l.clock.Now()
 	rec := *l.record.Load()
 	rec.TTL = 0
@@ -461,19 +537,50 @@ func (l *Lease) giveUp() error {
 		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
 		return fmt.Errorf("liblease: releasing %s: %w", l.store.path, err)
 	}
+	switch out {
+	case removed:
+		return l.removedError()
+	case lost:
+		return l.lostToNewest()
+	}
 	// Superseded: the released record was linked and someone already took
 	// the lease after it (or, from a stale handle, an old name was reused:
 	// that frees nothing either). Released is released.
-	if out == lost {
-		v, rerr := l.store.read()
-		if rerr == nil && v.rec != nil && !v.rec.Released() {
-			return heldError(ErrLost, l.store.path, v.rec)
-		}
-		return errorf(ErrLost, "%s", l.store.path)
-	}
 	l.seq++
 	l.record.Store(&rec)
 	return nil
+}
+
+// lostToNewest is ErrLost saying who holds now, if anyone does.
+func (l *Lease) lostToNewest() error {
+	v, err := l.store.read()
+	if err == nil && v.rec != nil && !v.rec.Released() {
+		return l.lostTo(v.rec)
+	}
+	return errorf(ErrLost, "%s", l.store.path)
+}
+
+// lostTo is ErrLost saying that r's holder holds the lease now. A takeover
+// always raises the epoch; a record above the handle's version with an epoch
+// no higher than the handle's was made by an acquisition that started anew
+// after the lease's files were removed or replaced by hand, and the error
+// says so.
+func (l *Lease) lostTo(r *Record) error {
+	if r.Epoch <= l.Epoch() {
+		return fmt.Errorf("%w (epoch %d, not above this holder's %d): the lease's files were removed or replaced by hand while it was held",
+			heldError(ErrLost, l.store.path, r), r.Epoch, l.Epoch())
+	}
+	return heldError(ErrLost, l.store.path, r)
+}
+
+// removedError is ErrLost saying that the lease's files were removed or
+// replaced by hand under the handle: its last version is gone, and no
+// version stands above it (or the version directory is gone). The handle
+// writes nothing more: a renewal or release would carry on in files that
+// another acquisition may have started anew.
+func (l *Lease) removedError() error {
+	return errorf(ErrLost, "%s: the lease's files were removed or replaced by hand while it was held (its version %s is gone)",
+		l.store.path, l.store.versionPath(l.seq))
 }
 
 // Release gives the lease up, so that a challenger may take it at once. It

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,6 +210,63 @@ func TestRenewRetryAfterIOError(t *testing.T) {
 	if got := readPublished(t, path); got.InstanceID != l.InstanceID() || !got.RenewedAt.Equal(clk.Now()) {
 		t.Fatalf("published after the retry: %+v", got)
 	}
+}
+
+// TestRenewAfterOwnExpiryWithPendingVersion: a renewal linked its version
+// but failed to publish it (an I/O error: here a directory at PATH), so the
+// handle does not know whether its version counts. A Renew made once the
+// deadline has passed must recognise that version as its own, not as
+// another holder's, and give it up, so that the lease is free at once
+// instead of blocked for a TTL by a record nobody holds.
+func TestRenewAfterOwnExpiryWithPendingVersion(t *testing.T) {
+	const ttl = 10 * time.Second
+	path := leasePathIn(t)
+	clk := clockAt(0)
+	l := mustAcquireLease(t, path, ttl, lease.WithClock(clk))
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if err := l.Renew(); err == nil || errors.Is(err, lease.ErrLost) {
+		t.Fatalf("Renew with a directory at PATH: %v, want an I/O error", err)
+	}
+	if newestVersion(t, path) != 2 {
+		t.Fatalf("the failed renewal did not link version 2: versions %v", versions(t, path))
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Advance(ttl) // past the handle's deadline, not past version 2's expiry
+	err := l.Renew()
+	if !errors.Is(err, lease.ErrLost) || strings.Contains(err.Error(), "held by "+l.InstanceID()) {
+		t.Fatalf("Renew after the deadline: %v; want ErrLost that does not name the handle as another holder", err)
+	}
+	if !l.Expired() {
+		t.Fatal("the handle is not Expired after ErrLost")
+	}
+	st := mustReadStatus(t, path, lease.WithClock(clk))
+	if st.State != lease.StateReleased || st.Record.InstanceID != l.InstanceID() {
+		t.Fatalf("after the lapsed Renew: %s %+v; want released by %s", st.State, st.Record, l.InstanceID())
+	}
+	if vs := versions(t, path); vs[len(vs)-1] != 3 {
+		t.Fatalf("versions %v; want the release as version 3, after the handle's own version 2", vs)
+	}
+	c, err := lease.Acquire(path, ttl, lease.WithClock(clk))
+	if err != nil {
+		t.Fatalf("Acquire after the lapsed holder gave up: %v", err)
+	}
+	if c.Epoch() != l.Epoch()+1 {
+		t.Fatalf("epoch %d after %d", c.Epoch(), l.Epoch())
+	}
+	if err := l.Release(); !errors.Is(err, lease.ErrLost) && err != nil {
+		t.Fatalf("Release of the lapsed handle: %v", err)
+	}
+	wantHeldBy(t, path, clk, c)
 }
 
 // TestRenewRacingTakeover: a holder renewing late (by the challenger's

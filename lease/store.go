@@ -2,6 +2,7 @@ package lease
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -68,8 +69,12 @@ const staleTempAge = 10 * time.Minute
 
 // Test hooks, set only by tests that run no writes concurrently:
 // testHookLink runs just before put's link, testHookList at every listing
-// of the version directory.
-var testHookLink, testHookList func()
+// of the version directory, and testHookRead before readContext opens a
+// version, which fails with its error if it returns one.
+var (
+	testHookLink, testHookList func()
+	testHookRead               func(name string) error
+)
 
 // tempDir is the subdirectory of the version directory where writes in
 // progress are made: not the version directory itself, where each temp file
@@ -176,6 +181,13 @@ var (
 	errNotDir     = errors.New("not a directory")
 	errIsDir      = errors.New("is a directory")
 	errNotRegular = errors.New("not a regular file") // where a record belongs: unreadable
+	// errDanglingLink: a symlink to nothing where a version belongs.
+	errDanglingLink = errors.New("a symlink to a missing file where a version belongs")
+	// errNoVersionDir: a holder's write found no version directory.
+	errNoVersionDir = errors.New("the version directory is gone")
+	// errStaleView: a version that listings kept showing and opens kept
+	// failing to find.
+	errStaleView = errors.New("listed as the newest version, but could not be opened")
 )
 
 // checkPath refuses a path that is a directory: writing the lease there
@@ -192,23 +204,46 @@ func (s *store) checkPath() error {
 }
 
 // read returns the newest version and its record. It never returns a torn
-// record: version files are immutable.
-func (s *store) read() (view, error) {
+// record: version files are immutable. It is readContext without a
+// context.
+func (s *store) read() (view, error) { return s.readContext(context.Background()) }
+
+// readContext returns the newest version and its record. Only bytes that
+// were read and are not a record make a version unreadable (view.rec nil:
+// the lease is free at it). A name the listing showed that then can't be
+// opened is a stale view, never a free lease: a writer far ahead may have
+// removed it since (cleanup removes only versions below the newest), or
+// this host's client answered the open from its cache of failed lookups,
+// made before the version existed. Either way readContext lists again,
+// pausing a little longer each time, for up to staleViewTimeout, and then
+// gives up with an error wrapping errStaleView; it gives up sooner, with
+// ctx.Err(), when ctx ends. A dangling symlink at the name is an error at
+// once (errDanglingLink).
+func (s *store) readContext(ctx context.Context) (view, error) {
+	var stale staleRetry
 	for {
 		l, err := s.list()
 		if err != nil || l.newest == 0 {
 			return view{}, err
 		}
 		name := s.versionPath(l.newest)
-		data, err := retryStale(func() ([]byte, error) { return readBounded(name) })
-		if errors.Is(err, fs.ErrNotExist) {
-			if _, lerr := os.Lstat(name); lerr == nil {
-				// A name that exists but can't be opened (a dangling
-				// symlink, not ours): unreadable, so free.
-				return view{seq: l.newest}, nil
+		data, err := retryStale(func() ([]byte, error) {
+			if testHookRead != nil {
+				if err := testHookRead(name); err != nil {
+					return nil, err
+				}
 			}
-			// A writer that got further removed it between our list and
-			// our open; only non-newest versions are removed, so list again.
+			return readBounded(name)
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			if fi, lerr := os.Lstat(name); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				// Not something the protocol makes, and no bytes to judge:
+				// an I/O error, as a directory there is.
+				return view{}, &fs.PathError{Op: "open", Path: name, Err: errDanglingLink}
+			}
+			if err := stale.pause(ctx, name, err); err != nil {
+				return view{}, err
+			}
 			continue
 		}
 		if errors.Is(err, errNotRegular) {
@@ -225,11 +260,66 @@ func (s *store) read() (view, error) {
 	}
 }
 
+// staleViewTimeout bounds how long readContext keeps looking again at a
+// version that its listing shows but that can't be opened. It is longer
+// than the caches of failed lookups that clients keep by default (the
+// Windows SMB client's file-not-found cache keeps an entry for 5s), so that
+// only a view that will not resolve, such as a server that lists a file it
+// can't open, becomes an error.
+var staleViewTimeout = 10 * time.Second
+
+// staleViewPause is the first pause before a stale view is looked at again,
+// and staleViewMaxPause the longest: each pause doubles the one before, so
+// that a cache entry that lives for milliseconds costs a few quick retries,
+// and one that lives for seconds costs a few listings a second, not a spin
+// on the server.
+const (
+	staleViewPause    = time.Millisecond
+	staleViewMaxPause = 100 * time.Millisecond
+)
+
+// staleRetry paces readContext's retries of a stale view. Its pauses run on
+// the real clock, as they pace reads of the filesystem, not the lease.
+type staleRetry struct {
+	since time.Time // the first stale view; zero before it
+	next  time.Duration
+}
+
+// pause waits before the next look, or returns an error if the stale view
+// has lasted staleViewTimeout, or ctx ended. name and err are the version
+// that could not be opened and why.
+func (r *staleRetry) pause(ctx context.Context, name string, err error) error {
+	if r.since.IsZero() {
+		r.since, r.next = time.Now(), staleViewPause
+	}
+	if time.Since(r.since) >= staleViewTimeout {
+		return fmt.Errorf("liblease: %s: %w for %v (%v)", name, errStaleView, staleViewTimeout, err)
+	}
+	t := time.NewTimer(r.next)
+	defer t.Stop()
+	r.next = min(2*r.next, staleViewMaxPause)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // exists reports whether version n exists: a cheap look before a write
-// that would lose, or after one that may have reused a name.
+// that would lose, or after one that may have reused a name. A client's
+// cache of failed lookups can make it report false for a version that
+// exists: it is never a reason to count a write as won.
 func (s *store) exists(n uint64) bool {
 	_, err := os.Lstat(s.versionPath(n))
 	return err == nil
+}
+
+// listed reports whether a listing of the version directory shows version
+// n, which no cached failed lookup can hide.
+func (s *store) listed(n uint64) bool {
+	l, err := s.list()
+	return err == nil && slices.Contains(l.versions, n)
 }
 
 // outcome is what a put achieved.
@@ -239,6 +329,10 @@ const (
 	lost       outcome = iota // someone else made version n
 	won                       // version n is ours and was the newest
 	superseded                // we linked n, but a higher version stood beside it
+	// removed: a holder's version n-1 is gone and nothing stands above n,
+	// or PATH.d is gone: the lease's files were removed or replaced by
+	// hand. The write is undone.
+	removed
 )
 
 // put tries to make data, an encoded record, version n, which succeeds only
@@ -274,7 +368,11 @@ func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (ou
 		// Readers would find it unreadable, hence free.
 		return lost, errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", s.path, len(data), MaxRecordSize)
 	}
-	tmp, err := s.writeTemp(data)
+	holder := inTime != nil
+	tmp, err := s.writeTemp(data, !holder)
+	if errors.Is(err, errNoVersionDir) {
+		return removed, nil
+	}
 	if err != nil {
 		return lost, err
 	}
@@ -299,7 +397,11 @@ func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (ou
 		// failure, which sshfs turns into EPERM. Whatever the error, if the
 		// target exists now, someone made it. (After EEXIST it may be gone
 		// again, removed by a writer far ahead of us: lost all the same.)
-		if _, serr := os.Lstat(target); serr != nil && !errors.Is(err, fs.ErrExist) {
+		// A client that caches failed lookups can answer the look at the
+		// target from that cache, made before the target existed (and then
+		// the server, not the client, refused the link): a listing shows
+		// the name all the same.
+		if !errors.Is(err, fs.ErrExist) && !s.exists(n) && !s.listed(n) {
 			return lost, err
 		}
 		// Over NFS a retransmitted LINK whose first reply was lost answers
@@ -330,6 +432,15 @@ func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (ou
 			}
 			return lost, nil
 		}
+		if holder && !slices.Contains(l.versions, n-1) {
+			// Cleanup never removes the version below the newest, so the
+			// holder's own version n-1 was removed by hand, or PATH.d
+			// replaced by one that another acquisition started anew. Take
+			// our version out again (our link made it and nothing stands
+			// above it), so as to leave that state as we found it.
+			os.Remove(target)
+			return removed, nil
+		}
 	}
 
 	if durable {
@@ -348,13 +459,22 @@ func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (ou
 }
 
 // writeTemp writes data to a new temp file in the version directory's
-// tempDir (the same filesystem as both link targets), creating the
-// directories if needed.
-func (s *store) writeTemp(data []byte) (string, error) {
+// tempDir (the same filesystem as both link targets), creating tempDir if
+// needed, and the version directory too if mayCreate. A holder's write may
+// not create the version directory: if it is gone, the lease's files were
+// removed, and writeTemp returns errNoVersionDir.
+func (s *store) writeTemp(data []byte, mayCreate bool) (string, error) {
 	name := filepath.Join(s.tmp, tempName())
 	err := createExcl(name, data, recordMode)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := s.makeDir(); err != nil {
+		if mayCreate {
+			err = s.makeDir()
+		} else if err = os.Mkdir(s.tmp, 0o777); errors.Is(err, fs.ErrNotExist) {
+			return "", errNoVersionDir
+		} else if errors.Is(err, fs.ErrExist) {
+			err = nil
+		}
+		if err != nil {
 			return "", err
 		}
 		err = createExcl(name, data, recordMode)
@@ -427,15 +547,24 @@ func removeStale(dir string, names []string) {
 // newest version can't tell: the published copy's, if any. It lets a user
 // delete PATH.d without resetting epochs; deleting both resets them.
 func (s *store) previousEpoch() uint64 {
+	if rec := s.published(); rec != nil {
+		return rec.Epoch
+	}
+	return 0
+}
+
+// published is the record of the published copy at path; nil if there is
+// none or it can't be read.
+func (s *store) published() *Record {
 	data, err := readFileBounded(s.path)
 	if err != nil {
-		return 0
+		return nil
 	}
 	rec, err := decodeRecord(data)
 	if err != nil {
-		return 0
+		return nil
 	}
-	return rec.Epoch
+	return rec
 }
 
 // nextEpoch is the epoch of an acquisition that replaces v. While PATH.d is

@@ -557,10 +557,11 @@ func TestStress(t *testing.T) {
 
 // TestStressTwoHosts: the same, with half the workers reaching the lease
 // through one sshfs mount and half through another, like two hosts sharing a
-// network filesystem whose kernel locks they do not share. TTLs leave room
-// for sshfs latency.
+// network filesystem whose kernel locks they do not share; the second host
+// caches failed lookups for a moment (sshfsrig.NegativeCache), so that a
+// version it lists can fail to open. TTLs leave room for sshfs latency.
 func TestStressTwoHosts(t *testing.T) {
-	rig := sshfsrig.Start(t, 2)
+	rig := sshfsrig.StartHosts(t, "", sshfsrig.NegativeCache)
 	runStress(t, stressConfig{
 		Paths: []string{
 			filepath.Join(rig.Mounts[0].Path, "lease"),
@@ -576,9 +577,10 @@ func TestStressTwoHosts(t *testing.T) {
 
 // TestStressTwoHostsRacingAcquire: two hosts race to acquire one free (or
 // just released) lease, 100 times. Exactly one must win and the other must
-// get ErrHeld: losing the compare-and-swap is not an I/O error.
+// get ErrHeld: losing the compare-and-swap is not an I/O error, even on the
+// host that caches failed lookups (sshfsrig.NegativeCache).
 func TestStressTwoHostsRacingAcquire(t *testing.T) {
-	rig := sshfsrig.Start(t, 2)
+	rig := sshfsrig.StartHosts(t, "", sshfsrig.NegativeCache)
 	for round := range 100 {
 		var (
 			wg   sync.WaitGroup

@@ -27,8 +27,9 @@ import (
 // PATH.d/standby and PATH.d/standby.next, and only the first in line is
 // woken by changes: a hint that spares the others, which still read the
 // lease every poll interval, never a condition of safety (docs/DESIGN.md).
-// I/O errors end the wait. When ctx ends first, the error wraps both
-// ErrHeld and ctx.Err().
+// I/O errors end the wait. A version that can't be opened though a listing
+// shows it is looked at again, as by Acquire, but no longer than ctx
+// allows. When ctx ends first, the error wraps both ErrHeld and ctx.Err().
 func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (*Lease, error) {
 	o := buildOptions(opts)
 	if err := validate(path, ttl, &o); err != nil {
@@ -59,7 +60,7 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 	)
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, waitError(s, err)
+			return nil, waitError(ctx, s, err)
 		}
 		if line.leads() && !handOverArmed {
 			handOverArmed = true
@@ -71,8 +72,11 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 		if next == 0 {
 			next = defaultPollInterval(ttl, complete)
 		}
-		v, err := s.read()
+		v, err := s.readContext(ctx)
 		if err != nil {
+			if ctx.Err() != nil { // it ended while a stale view was looked at again
+				return nil, waitError(ctx, s, ctx.Err())
+			}
 			return nil, err
 		}
 		now := o.clock.Now()
@@ -98,7 +102,7 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 		for woken := false; !woken; {
 			select {
 			case <-ctx.Done():
-				return nil, waitError(s, ctx.Err())
+				return nil, waitError(ctx, s, ctx.Err())
 			case <-changes.C:
 				// The creation of a version we have read already (another
 				// standby's takeover, read before its report came) is no
@@ -154,9 +158,10 @@ func defaultPollInterval(ttl time.Duration, notified bool) time.Duration {
 	return min(max(ttl/10, 10*time.Millisecond), time.Second)
 }
 
-// waitError says that the wait ended, and who holds the lease.
-func waitError(s *store, cause error) error {
-	if v, err := s.read(); err == nil && v.rec != nil && !v.rec.Released() {
+// waitError says that the wait ended, and who holds the lease. ctx has
+// ended: a stale view is not looked at again.
+func waitError(ctx context.Context, s *store, cause error) error {
+	if v, err := s.readContext(ctx); err == nil && v.rec != nil && !v.rec.Released() {
 		return fmt.Errorf("%w: gave up waiting: %w", heldError(ErrHeld, s.path, v.rec), cause)
 	}
 	return fmt.Errorf("%w: %s: gave up waiting: %w", ErrHeld, s.path, cause)

@@ -62,8 +62,12 @@ func (g *guard) run() error {
 	}
 }
 
-// expired is the loss the caller logs once it has killed the child.
+// expired is the loss the caller logs once it has killed the child: the
+// renewal's, if a renewal found the lease lost.
 func (g *guard) expired() error {
+	if err := g.l.Err(); err != nil {
+		return &LostError{Path: g.l.Path(), Reason: "renewal failed", Err: err}
+	}
 	return &LostError{Path: g.l.Path(), Reason: "the lease expired before it was renewed (was the process frozen?)"}
 }
 

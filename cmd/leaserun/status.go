@@ -16,7 +16,7 @@ import (
 type statusCmd struct {
 	Lease     string        `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease file."`
 	ClockSkew time.Duration `name:"clock-skew" default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"How far apart the clocks of the hosts sharing the lease may be: a record counts as held until its expires_at plus this. 0 by default."`
-	Format    string        `name:"format" placeholder:"TEMPLATE" help:"Go template over the record instead of JSON, e.g. '{{.Meta.endpoint}}'; fields as in the record (.InstanceID, .PID, .Host, .AcquiredAt, .RenewedAt, .TTL, .Meta, .Epoch) and .ExpiresAt, .State."`
+	Format    string        `name:"format" placeholder:"TEMPLATE" help:"Go template over the record instead of JSON, e.g. '{{.Meta.endpoint}}'; fields as in the record (.InstanceID, .PID, .Host, .AcquiredAt, .RenewedAt, .TTL, .Meta, .Epoch) and .ExpiresAt, .State, .VersionsRemoved."`
 
 	tmpl *template.Template
 }
@@ -40,24 +40,28 @@ func (s *statusCmd) Validate() error {
 	return nil
 }
 
-// statusView is what status prints: the record, its expiry and the state.
+// statusView is what status prints: the record, its expiry and the state,
+// and whether the lease's versions were removed by hand (lease.Status).
 type statusView struct {
 	lease.Record
-	ExpiresAt time.Time
-	State     lease.State
+	ExpiresAt       time.Time
+	State           lease.State
+	VersionsRemoved bool
 }
 
 func (v statusView) MarshalJSON() ([]byte, error) {
 	if v.State == lease.StateFree {
 		return json.Marshal(struct {
-			State lease.State `json:"state"`
-		}{v.State})
+			State           lease.State `json:"state"`
+			VersionsRemoved bool        `json:"versions_removed,omitempty"`
+		}{v.State, v.VersionsRemoved})
 	}
 	return json.Marshal(struct {
 		lease.Record
-		ExpiresAt time.Time   `json:"expires_at"`
-		State     lease.State `json:"state"`
-	}{v.Record, v.ExpiresAt, v.State})
+		ExpiresAt       time.Time   `json:"expires_at"`
+		State           lease.State `json:"state"`
+		VersionsRemoved bool        `json:"versions_removed,omitempty"`
+	}{v.Record, v.ExpiresAt, v.State, v.VersionsRemoved})
 }
 
 // Run prints the lease's status, and ends leaserun with 0 when it is held
@@ -69,9 +73,13 @@ func (s *statusCmd) Run(kctx *kong.Context) error {
 		fmt.Fprintf(kctx.Stderr, "leaserun: error: lease %s: %v\n", s.Lease, err)
 		return exitStatus(exitIO)
 	}
-	v := statusView{State: st.State}
+	v := statusView{State: st.State, VersionsRemoved: st.VersionsRemoved}
 	if st.Record != nil {
 		v.Record, v.ExpiresAt = *st.Record, st.Record.ExpiresAt()
+	}
+	if p := st.Published; st.VersionsRemoved && p != nil {
+		fmt.Fprintf(kctx.Stderr, "leaserun: lease %s: its versions (%s.d) were removed or replaced by hand: %s still shows %s (epoch %d), which no version holds\n",
+			s.Lease, s.Lease, s.Lease, p.InstanceID, p.Epoch)
 	}
 	var out bytes.Buffer
 	if s.tmpl != nil {

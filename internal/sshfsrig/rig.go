@@ -35,4 +35,15 @@ type Mount struct {
 	// are unaffected. The rig's cleanup sends SIGCONT itself, so a test may
 	// end with the server stopped.
 	ServerPID int
+	// Options are the sshfs and FUSE options the mount was made with.
+	Options string
 }
+
+// NegativeCache is a mount option for StartHosts: the host's kernel
+// answers a lookup of a name that was missing within the last 20ms from its
+// cache, without asking the server, as many network filesystem clients do
+// (FUSE filesystems with a negative timeout, GlusterFS's negative-lookup
+// cache, the Windows SMB client's file-not-found cache). On such a host a
+// name that a directory listing shows can, for a moment, fail to open with
+// ENOENT; listings still go to the server.
+const NegativeCache = "negative_timeout=0.02"

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,6 +44,26 @@ var sftpServerPaths = []string{
 // posix-rename@openssh.com, so rename replaces the target atomically) and
 // allow_other (tests run as the mounting user).
 const sshfsOptions = "dir_cache=no,entry_timeout=0,attr_timeout=0,negative_timeout=0,max_conns=1"
+
+// mountOptions returns sshfsOptions with extra, a comma-separated list of
+// key=value options, merged in: an option of extra replaces the default of
+// the same name, and any other is added.
+func mountOptions(extra string) string {
+	opts := strings.Split(sshfsOptions, ",")
+	for _, o := range strings.Split(extra, ",") {
+		if o == "" {
+			continue
+		}
+		key, _, _ := strings.Cut(o, "=")
+		i := slices.IndexFunc(opts, func(d string) bool { k, _, _ := strings.Cut(d, "="); return k == key })
+		if i >= 0 {
+			opts[i] = o
+		} else {
+			opts = append(opts, o)
+		}
+	}
+	return strings.Join(opts, ",")
+}
 
 // startTimeout bounds each step of bringing a mount up and each step of
 // tearing it down. It is generous: it only matters when something is broken.
@@ -199,11 +220,23 @@ type mountState struct {
 // consistency), not necessarily when write(2) returns.
 func Start(tb testing.TB, n int) *Rig {
 	tb.Helper()
+	if n < 1 {
+		tb.Fatalf("sshfsrig.Start: need at least one mount, got %d", n)
+	}
+	return StartHosts(tb, make([]string, n)...)
+}
+
+// StartHosts is Start with options of its own for each mount: one mount per
+// element of options, each a comma-separated list of sshfs and FUSE options
+// ("" for none) that replace the rig's defaults of the same name or add to
+// them. NegativeCache makes a host whose client caches failed lookups.
+func StartHosts(tb testing.TB, options ...string) *Rig {
+	tb.Helper()
 	if err := Available(); err != nil {
 		tb.Skip(err)
 	}
-	if n < 1 {
-		tb.Fatalf("sshfsrig.Start: need at least one mount, got %d", n)
+	if len(options) < 1 {
+		tb.Fatalf("sshfsrig.StartHosts: need at least one mount, got none")
 	}
 	server, err := sftpServer()
 	if err != nil {
@@ -230,14 +263,15 @@ func Start(tb testing.TB, n int) *Rig {
 		teardown(tb, states)
 	})
 
-	for i := range n {
+	for i, extra := range options {
 		st := &mountState{path: filepath.Join(base, fmt.Sprintf("mnt%d", i))}
 		if err := os.Mkdir(st.path, 0o755); err != nil {
 			tb.Fatal(err)
 		}
 		states = append(states, st)
-		mountOne(tb, ln, port, server, rig.Dir, st)
-		rig.Mounts = append(rig.Mounts, Mount{Path: st.path, ServerPID: st.server.cmd.Process.Pid})
+		opts := mountOptions(extra)
+		mountOne(tb, ln, port, server, rig.Dir, opts, st)
+		rig.Mounts = append(rig.Mounts, Mount{Path: st.path, ServerPID: st.server.cmd.Process.Pid, Options: opts})
 	}
 	// Every mount holds its one connection; nobody else should connect.
 	ln.Close()
@@ -246,14 +280,14 @@ func Start(tb testing.TB, n int) *Rig {
 
 // mountOne starts sshfs for st.path, accepts its connection, hands the
 // connection to a new sftp-server, and waits until the mount is live.
-func mountOne(tb testing.TB, ln *net.TCPListener, port int, server, dir string, st *mountState) {
+func mountOne(tb testing.TB, ln *net.TCPListener, port int, server, dir, opts string, st *mountState) {
 	tb.Helper()
 	// -f keeps sshfs in the foreground as our child, so we can observe an
 	// early exit and stop it during cleanup. With directport sshfs connects
 	// straight to the port and speaks SFTP; no ssh client is involved.
 	sshfs := exec.Command("sshfs", "-f",
 		"-o", "directport="+strconv.Itoa(port),
-		"-o", sshfsOptions,
+		"-o", opts,
 		"127.0.0.1:"+dir, st.path)
 	var err error
 	if st.sshfs, err = startProc(sshfs, syscall.SIGTERM); err != nil {

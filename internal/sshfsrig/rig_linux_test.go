@@ -4,8 +4,12 @@ package sshfsrig
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -253,4 +257,61 @@ func TestCleanupWithStoppedServer(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Error("Stat through a stopped mount still hung 20s after cleanup")
 	}
+}
+
+// TestNegativeCache: a NegativeCache host answers a lookup of a name it
+// found missing a moment ago from its cache, even once the name exists on
+// the server and a listing through the same host shows it; a moment later
+// it finds the file. A host with the default options never does.
+func TestNegativeCache(t *testing.T) {
+	rig := StartHosts(t, "", NegativeCache)
+	a, b := rig.Mounts[0].Path, rig.Mounts[1].Path
+	if !strings.Contains(rig.Mounts[1].Options, "negative_timeout=0.02") || strings.Contains(rig.Mounts[1].Options, "negative_timeout=0,") {
+		t.Fatalf("options of the caching host: %q", rig.Mounts[1].Options)
+	}
+	listed := func(dir, name string) bool {
+		names, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(names, func(e os.DirEntry) bool { return e.Name() == name })
+	}
+	// Each try takes a few operations of well under the cache's 20ms; on a
+	// loaded machine one may take longer, so several tries are allowed.
+	stale := 0
+	for i := range 50 {
+		name := fmt.Sprintf("f%d", i)
+		for _, host := range []string{a, b} {
+			if _, err := os.Lstat(filepath.Join(host, name)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("Lstat of a missing name: %v", err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(rig.Dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.ReadFile(filepath.Join(a, name)); err != nil {
+			t.Fatalf("the default host does not see a file made on the server: %v", err)
+		}
+		_, err := os.ReadFile(filepath.Join(b, name))
+		if errors.Is(err, fs.ErrNotExist) && listed(b, name) {
+			stale++
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if _, err := os.ReadFile(filepath.Join(b, name)); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the caching host still can't open %s after 20s", name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if stale >= 3 {
+			break
+		}
+	}
+	if stale == 0 {
+		t.Fatal("the caching host never failed to open a name its listing showed")
+	}
+	t.Logf("stale lookups through the caching host: %d", stale)
 }

@@ -18,3 +18,10 @@ func Start(tb testing.TB, n int) *Rig {
 	tb.Skip(Available())
 	return nil
 }
+
+// StartHosts skips the test: the rig is Linux-only.
+func StartHosts(tb testing.TB, options ...string) *Rig {
+	tb.Helper()
+	tb.Skip(Available())
+	return nil
+}
