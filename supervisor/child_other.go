@@ -19,8 +19,8 @@ func becomeSubreaper() bool { return false }
 
 func killOrphans() {}
 
-// reaper: only on Linux does leaserun reap orphans as PID 1 (containers are
-// Linux): newReaper returns none.
+// reaper stands in for Linux's, which reaps orphans as PID 1: only there
+// does Run do that (containers are Linux), and newReaper returns none.
 type reaper struct {
 	*quit
 	status chan syscall.WaitStatus

@@ -10,8 +10,8 @@ import (
 	"os/exec"
 )
 
-// supervise: without process groups, a command's children could not be
-// stopped with it, so Run refuses (Do works).
+// supervise refuses: without process groups, a command's children could
+// not be stopped with it (Do works).
 func supervise(context.Context, *Config, *exec.Cmd) error {
 	return fmt.Errorf("%w: running a command under a lease is not supported on this platform: %w",
 		ErrCannotExec, errors.ErrUnsupported)

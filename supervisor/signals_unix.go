@@ -19,13 +19,13 @@ import (
 // catcher catches the signals Run forwards, on C.
 //
 // Catching or releasing a signal costs a round trip to the Go runtime's
-// signal-mask thread (two thread switches, some 20-30µs each); on Linux Run
-// forwards some 50 signals, so doing that in line would add over a millisecond
-// to every start and, worse, to every hand-off: the release that lets a
-// standby in would wait for it. So the signals that end a wait are caught
-// before catchSignals returns and the rest in the background (ready is
-// closed when all are: the child must not start before), and release lets
-// them go in the background, after the lease is released.
+// signal-mask thread, and on Linux Run forwards some 50 signals: doing that
+// in line would add to every start and, worse, to every hand-off, as the
+// release that lets a standby in would wait for it (the README's
+// Performance section has the figures). So the signals that end a wait
+// are caught before catchSignals returns and the rest in the background
+// (ready is closed when all are: the child must not start before), and
+// release lets them go in the background, after the lease is released.
 type catcher struct {
 	C     chan os.Signal
 	ready chan struct{}  // closed once every signal is caught
