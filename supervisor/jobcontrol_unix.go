@@ -68,7 +68,7 @@ func takeTerminal(cmd *exec.Cmd) *terminal {
 // stopped, leaserun would stop its guard and renewals while the child ran on
 // past the lease. With the foreground handed to the child, leaserun is a
 // background process, and with "stty tostop" its next log line raises
-// SIGTTOU. Ignored, not caught (as SIGTTIN is, see heldOff): caught, the
+// SIGTTOU. Ignored, not caught (as SIGTTIN is, see catchSignals): caught, the
 // one raised by leaserun's own write to the terminal would restart the write
 // forever. Not before the child starts, which would inherit the ignored
 // disposition; and the Go runtime cannot restore it, so SIGTTOU stays

@@ -180,7 +180,12 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
 	}
 	term.restore()
 
-	log.Info("child exited", ch.describe()...)
+	exit := ch.exit()
+	if exit.Signal != 0 {
+		log.Info("child exited", "signal", exit.Signal.String(), "status", exit.Code)
+	} else {
+		log.Info("child exited", "status", exit.Code)
+	}
 	if err := lost.get(); err != nil {
 		return err
 	}
@@ -189,7 +194,10 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
 		log.Error("lease lost", "err", err)
 		return err
 	}
-	return ch.exitError()
+	if exit.Code == 0 {
+		return nil
+	}
+	return &exit
 }
 
 // prepare makes cmd the child: in a process group of its own, whose id is
@@ -296,23 +304,12 @@ func (c *child) wait() error {
 // interrupt kills the child and its group at once: the lease is lost.
 func (c *child) interrupt(error) { c.group.signal(syscall.SIGKILL) }
 
-// exitError is the child's status as Run returns it.
-func (c *child) exitError() error {
-	switch {
-	case c.status.Signaled():
-		return &ExitError{Code: 128 + int(c.status.Signal()), Signal: c.status.Signal()}
-	case c.status.ExitStatus() != 0:
-		return &ExitError{Code: c.status.ExitStatus()}
-	}
-	return nil
-}
-
-// describe is the child's status for the log.
-func (c *child) describe() []any {
+// exit is the child's status, as a shell reports it.
+func (c *child) exit() ExitError {
 	if c.status.Signaled() {
-		return []any{"signal", c.status.Signal().String(), "status", 128 + int(c.status.Signal())}
+		return ExitError{Code: 128 + int(c.status.Signal()), Signal: c.status.Signal()}
 	}
-	return []any{"status", c.status.ExitStatus()}
+	return ExitError{Code: c.status.ExitStatus()}
 }
 
 // procGroup is the child's process group. Signals go to it only until the

@@ -29,7 +29,7 @@ import (
 type catcher struct {
 	C     chan os.Signal
 	ready chan struct{}  // closed once every signal is caught
-	held  chan os.Signal // what catches the signals held off (heldOff), dropped
+	ttin  chan os.Signal // catches SIGTTIN, which is dropped
 
 	done     chan struct{} // closed by release
 	watching chan struct{} // closed when stop's goroutine has returned
@@ -39,7 +39,7 @@ type catcher struct {
 // set), but not one that is ignored when it is called: that one stays
 // ignored, in this process and in the child (see ignoredSignals).
 func catchSignals(pipe bool) *catcher {
-	c := &catcher{C: make(chan os.Signal, 64), ready: make(chan struct{}), held: make(chan os.Signal, 1)}
+	c := &catcher{C: make(chan os.Signal, 64), ready: make(chan struct{}), ttin: make(chan os.Signal, 1)}
 	ignored := ignoredSignals()
 	var now, later []os.Signal
 	for _, s := range forwardedSignals(pipe) {
@@ -58,14 +58,14 @@ func catchSignals(pipe bool) *catcher {
 		if len(later) > 0 { // none would mean all
 			signal.Notify(c.C, later...)
 		}
-		var held []os.Signal
-		for _, s := range heldOff() {
-			if !ignored(s) {
-				held = append(held, s)
-			}
-		}
-		if len(held) > 0 { // none would mean all
-			signal.Notify(c.held, held...)
+		// SIGTTIN, from a kill (the process never reads its terminal),
+		// must not stop it: stopped, it would stop its guard and renewals
+		// while the child ran on past the lease. Caught, not ignored:
+		// children get back the default of a caught signal, but inherit an
+		// ignored one, which the Go runtime could not restore after.
+		// (SIGTTOU: see ignoreTTOU.)
+		if !ignored(syscall.SIGTTIN) {
+			signal.Notify(c.ttin, syscall.SIGTTIN)
 		}
 	}()
 	return c
@@ -109,7 +109,7 @@ func (c *catcher) release() {
 	go func() {
 		<-c.watching
 		<-c.ready
-		signal.Stop(c.held)
+		signal.Stop(c.ttin)
 		signal.Stop(c.C)
 		drain(c.C, func(sig os.Signal) {
 			if isShutdown(sig) {
@@ -136,26 +136,20 @@ func drain(c <-chan os.Signal, f func(os.Signal)) {
 // status a shell gives a process that signal N killed.
 func dieBy(sig os.Signal) {
 	if os.Getpid() == 1 {
-		os.Exit(signalStatus(sig))
+		os.Exit(128 + int(sig.(syscall.Signal)))
 	}
 	signal.Reset(sig)
-	raise(sig)
-}
-
-// raise sends sig to this process.
-func raise(sig os.Signal) {
-	if p, err := os.FindProcess(os.Getpid()); err == nil {
-		p.Signal(sig)
-	}
+	syscall.Kill(os.Getpid(), sig.(syscall.Signal))
 }
 
 // notForwarded reports the signals leaserun does not catch to pass on:
 // SIGKILL and SIGSTOP, which can't be caught; job control from the
-// terminal (see heldOff and ignoreTTOU); SIGCHLD, which is about leaserun's
-// own children; SIGPROF, which the Go runtime handles itself before a
-// program can see it; SIGURG, which the Go runtime sends its own threads to
-// preempt them, unless that is off (asyncPreemptOff); SIGPIPE unless pipe
-// is set (see Config.ForwardSIGPIPE); and those reserved (reservedSignal).
+// terminal (see catchSignals and ignoreTTOU); SIGCHLD, which is about
+// leaserun's own children; SIGPROF, which the Go runtime handles itself
+// before a program can see it; SIGURG, which the Go runtime sends its own
+// threads to preempt them, unless that is off (asyncPreemptOff); SIGPIPE
+// unless pipe is set (see Config.ForwardSIGPIPE); and 32 to 34, which a Go
+// program can't catch.
 //
 // The signals the kernel raises for a fault (SIGSEGV, SIGBUS, SIGFPE,
 // SIGILL, SIGTRAP, SIGSYS, SIGABRT) are forwarded when sent with kill: the
@@ -213,14 +207,6 @@ func asyncPreemptOff() bool {
 	return off
 }
 
-// heldOff are the signals leaserun catches and drops, so that they can't
-// stop it: SIGTTIN, from a kill (leaserun never reads its terminal).
-// Stopped, leaserun would stop its guard and renewals while the child ran on
-// past the lease. Caught, not ignored: children get back the default of a
-// caught signal, but inherit an ignored one, which the Go runtime could not
-// restore after. (SIGTTOU: see ignoreTTOU.)
-func heldOff() []os.Signal { return []os.Signal{syscall.SIGTTIN} }
-
 // isShutdown reports whether sig asks the child to shut down: after it, the
 // child is killed if it hasn't exited within the grace period.
 func isShutdown(sig os.Signal) bool {
@@ -230,12 +216,6 @@ func isShutdown(sig os.Signal) bool {
 // endsWait reports whether sig, received while waiting for the lease, ends
 // the wait (exit 128+N).
 func endsWait(sig os.Signal) bool { return isShutdown(sig) || sig == syscall.SIGHUP }
-
-// signalStatus is the exit status for a signal N: 128+N.
-func signalStatus(sig os.Signal) int {
-	s, _ := sig.(syscall.Signal)
-	return 128 + int(s)
-}
 
 // ignoredSignals reports, for each signal, whether it is ignored now, as
 // inherited from whoever started the process (nohup ignores SIGHUP; a

@@ -42,7 +42,7 @@ type cli struct {
 func Main(args []string, stdout, stderr io.Writer) int {
 	var c cli
 	exited := -1 // the status kong asked to exit with
-	parser, err := kong.New(&c,
+	parser := kong.Must(&c,
 		kong.Name("leaserun"),
 		kong.Description("Run one command while holding a lease, and never let it outlive the lease."),
 		kong.Writers(stdout, stderr),
@@ -52,10 +52,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 		}),
 	)
-	if err != nil {
-		fmt.Fprintf(stderr, "leaserun: %v\n", err) // a bug in the grammar
-		return 70
-	}
 	kctx, err := parser.Parse(withCommand(args))
 	switch {
 	case exited >= 0:
