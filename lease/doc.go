@@ -41,6 +41,18 @@
 // replaced), and until then it runs beside any acquisition started anew.
 // See docs/DESIGN.md for the protocol and why it is safe.
 //
+// # Stores
+//
+// The protocol is written once over a Store: a register whose every write
+// is a compare-and-swap its server enforces (Load, Swap). Files(path) is
+// the store of a file lease, as above; Acquire, Wait and Read are
+// AcquireStore, WaitStore and ReadStore over it. Another store (object
+// storage with conditional writes, etcd) is a package of its own that
+// implements Store, and package lease/leasetest checks it against what
+// the protocol needs (TestStore) and offers a store in memory with
+// injected faults for tests (MemStore). docs/DESIGN.md proves the protocol
+// safe from the Store contract alone, and the file store to keep it.
+//
 // # Time
 //
 // The holder measures its expiry on the monotonic clock from the instant

@@ -2,6 +2,7 @@ package lease
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -38,31 +39,32 @@ func (e *overdueError) Unwrap() error { return ErrLost }
 // ErrReleased is returned by Renew after Release.
 var ErrReleased = errors.New("liblease: lease was released")
 
-// ErrExhausted is returned, wrapped with the path and the way out, by
-// Acquire, Wait and Read for a lease that is not held and that nobody can
-// acquire: its newest version is numbered math.MaxUint64, or its record
-// claims epoch math.MaxUint64, so the next acquisition has no number left.
-// The protocol adds one per acquisition and cannot get there; hand-made
-// files can. Removing PATH and PATH.d resets the lease.
+// ErrExhausted is returned, wrapped with the location and the way out, by
+// Acquire, Wait and Read (and their Store forms) for a lease that is not
+// held and that nobody can acquire: its record claims epoch
+// math.MaxUint64, or (files) its newest version is numbered
+// math.MaxUint64, so the next acquisition has no number left. The protocol
+// adds one per acquisition and cannot get there; hand-made files can.
+// Removing PATH and PATH.d resets a file lease.
 var ErrExhausted = errors.New("liblease: lease can't be acquired again")
 
 func errorf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
 }
 
-// heldError says who holds the lease at path, and until when.
-func heldError(sentinel error, path string, r *Record) error {
+// heldError says who holds the lease at loc, and until when.
+func heldError(sentinel error, loc Store, r *Record) error {
 	return errorf(sentinel, "%s: held by %s (pid %d on %s, epoch %d) until %s",
-		path, r.InstanceID, r.PID, r.Host, r.Epoch, r.ExpiresAt().Format(time.RFC3339Nano))
+		loc, r.InstanceID, r.PID, r.Host, r.Epoch, r.ExpiresAt().Format(time.RFC3339Nano))
 }
 
 // Lease is a held lease handle. It is safe for concurrent use: a watchdog may
 // call Expired while another goroutine renews. Renew and Release are
 // serialised with each other; Expired, Deadline, InstanceID, Epoch and
 // Record never wait for them, so they answer even while a write hangs in a
-// stuck filesystem.
+// stuck filesystem or store.
 type Lease struct {
-	store *store
+	st    Store
 	ttl   time.Duration
 	clock Clock
 
@@ -80,11 +82,12 @@ type Lease struct {
 	lost atomic.Pointer[error]
 
 	mu       sync.Mutex // serialises writes; guards the fields below
-	seq      uint64     // the version this handle wrote last
+	rev      Revision   // the revision of the value this handle wrote last
 	released bool
-	pending  *attempt // a renewal whose outcome an I/O error hid
+	pending  *attempt // a write whose outcome an error hid
 
 	codec *recordCodec // encodes this handle's records; set once by take
+	held  func() bool  // inTime, the Write.Held of the handle's writes; set once by take
 }
 
 // recordCodec encodes the records of one handle without reflection. They
@@ -142,7 +145,7 @@ func (c *recordCodec) encode(r *Record) []byte {
 
 // attempt is one write whose result is not known yet.
 type attempt struct {
-	seq   uint64
+	data  []byte
 	rec   Record
 	start time.Time
 }
@@ -165,28 +168,138 @@ type attempt struct {
 // epoch survives a power loss. If the write took longer than ttl, so that
 // the lease had lapsed before Acquire could return it, Acquire releases it
 // again and returns an error that says so (errors.Is(err, ErrLost)).
+//
+// Acquire(path, ...) is AcquireStore(Files(path), ...).
 func Acquire(path string, ttl time.Duration, opts ...Option) (*Lease, error) {
-	o := buildOptions(opts)
-	if err := validate(path, ttl, &o); err != nil {
-		return nil, err
+	if path == "" {
+		return nil, errEmptyPath
 	}
-	s := newStore(path)
-	if err := s.checkPath(); err != nil {
+	return AcquireStore(Files(path), ttl, opts...)
+}
+
+// AcquireStore is Acquire for the lease kept in st. Each of its calls of
+// st is bounded by ttl: a write that takes longer gives a lease nobody may
+// rely on.
+func AcquireStore(st Store, ttl time.Duration, opts ...Option) (*Lease, error) {
+	o := buildOptions(opts)
+	if err := validate(st, ttl, &o); err != nil {
 		return nil, err
 	}
 	for {
-		v, err := s.read()
+		ctx := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
+		v, rec, err := load(ctx, st)
+		ctx.release()
 		if err != nil {
 			return nil, err
 		}
-		if v.rec != nil && heldByWallClock(v.rec, o.clock.Now(), o.skew) {
-			return nil, heldError(ErrHeld, path, v.rec)
+		if rec != nil && heldByWallClock(rec, o.clock.Now(), o.skew) {
+			return nil, heldError(ErrHeld, st, rec)
 		}
-		l, err := take(s, v, ttl, &o)
+		l, err := take(st, v, rec, ttl, &o)
 		if l != nil || err != nil {
 			return l, err
 		}
 		// Another challenger made the next version first: judge it anew.
+	}
+}
+
+// load reads st: its value and the record in it, nil when there is none
+// or it is unreadable (a free lease).
+func load(ctx context.Context, st Store) (Value, *Record, error) {
+	v, err := st.Load(ctx)
+	if err != nil {
+		return Value{}, nil, err
+	}
+	return v, recordOf(&v), nil
+}
+
+// recordOf decodes the record in v: nil when there is none or it is
+// unreadable.
+func recordOf(v *Value) *Record {
+	if v.decoded {
+		return v.rec
+	}
+	if v.Rev == "" || len(v.Data) == 0 {
+		return nil
+	}
+	rec, err := decodeRecord(v.Data)
+	if err != nil {
+		return nil
+	}
+	return rec
+}
+
+// within returns a context for the calls of st that must end by the
+// instant until, read on clk; the caller releases it when the calls are
+// done. Contexts run on the system's timers: with another clock, the time
+// left until then on clk is counted from now.
+func within(parent context.Context, clk Clock, until time.Time) *callCtx {
+	if _, ok := clk.(systemClock); !ok {
+		until = time.Now().Add(until.Sub(clk.Now()))
+	}
+	return &callCtx{parent: parent, deadline: until}
+}
+
+// callCtx is the context of the calls of a store that must end by a
+// deadline. It makes its timer only once a call asks for Done, as a store
+// that waits on the network does: the file store, which never blocks on
+// its context, pays one small allocation for it, not a timer per write.
+type callCtx struct {
+	parent   context.Context
+	deadline time.Time
+
+	mu       sync.Mutex
+	ctx      context.Context // context.WithDeadline(parent, deadline), made by Done
+	cancel   context.CancelFunc
+	released bool
+}
+
+func (c *callCtx) Deadline() (time.Time, bool) {
+	if d, ok := c.parent.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+func (c *callCtx) Value(key any) any { return c.parent.Value(key) }
+
+func (c *callCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline)
+		if c.released {
+			c.cancel()
+		}
+	}
+	return c.ctx.Done()
+}
+
+func (c *callCtx) Err() error {
+	c.mu.Lock()
+	ctx, released := c.ctx, c.released
+	c.mu.Unlock()
+	switch {
+	case ctx != nil:
+		return ctx.Err()
+	case c.parent.Err() != nil:
+		return c.parent.Err()
+	case released:
+		return context.Canceled
+	case !time.Now().Before(c.deadline):
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// release ends the context (its calls are done) and stops its timer.
+func (c *callCtx) release() {
+	c.mu.Lock()
+	c.released = true
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 }
 
@@ -210,25 +323,80 @@ var hostname = sync.OnceValue(func() string {
 // changes its pid.
 var pid = sync.OnceValue(os.Getpid)
 
-// acquisitionEpoch returns the epoch of an acquisition that replaces v, or
-// an error wrapping ErrExhausted if there can be none: Acquire and Read
-// judge by it alike.
-func acquisitionEpoch(s *store, v view) (uint64, error) {
-	if v.seq == math.MaxUint64 {
-		return 0, errorf(ErrExhausted, "%s: no version numbers left after %d; remove %s and %s to reset",
-			s.path, v.seq, s.path, s.dir)
+// nextEpoch is the epoch of an acquisition that replaces v, whose record
+// is rec: one more than rec's, or than v.Floor when there is no readable
+// record (every epoch written before is at most Floor).
+//
+// It reports false when the epochs are spent: the one before is the largest
+// there is, which only a hand-made record can hold, and wrapping round to 0
+// would make the new holder's record unreadable, so its lease free to all.
+func nextEpoch(v Value, rec *Record) (uint64, bool) {
+	before := v.Floor
+	if rec != nil {
+		before = rec.Epoch
 	}
-	epoch, ok := s.nextEpoch(v)
+	if before == math.MaxUint64 {
+		return 0, false
+	}
+	return before + 1, true
+}
+
+// storeDetails is what the file store tells the protocol beyond Store:
+// checks and words that only files need. Other stores get plainDetails.
+type storeDetails interface {
+	// exhausted returns an error wrapping ErrExhausted if no write can
+	// follow v.
+	exhausted(v Value) error
+	// resetHint says how to reset the lease, in messages.
+	resetHint() string
+	// records names what keeps the lease, in messages.
+	records() string
+	// gone is a release's look, before it writes, at whether the value at
+	// rev still stands: nil if so (or if it cannot tell), an error
+	// wrapping ErrConflict if others replaced it, one wrapping ErrRemoved
+	// if it was removed by hand.
+	gone(rev Revision) error
+	// versionsRemoved returns, for Read, the record of a later
+	// acquisition that the store still shows beside v when v's history was
+	// removed by hand; nil if there is none.
+	versionsRemoved(v Value, rec *Record) *Record
+}
+
+// details returns st's storeDetails.
+func details(st Store) storeDetails {
+	if d, ok := st.(storeDetails); ok {
+		return d
+	}
+	return plainDetails{st}
+}
+
+// plainDetails is storeDetails for a store that has none of its own.
+type plainDetails struct{ st Store }
+
+func (plainDetails) exhausted(Value) error                  { return nil }
+func (d plainDetails) resetHint() string                    { return "delete " + d.st.String() + " to reset" }
+func (plainDetails) records() string                        { return "the lease's record" }
+func (plainDetails) gone(Revision) error                    { return nil }
+func (plainDetails) versionsRemoved(Value, *Record) *Record { return nil }
+
+// acquisitionEpoch returns the epoch of an acquisition that replaces v,
+// whose record is rec, or an error wrapping ErrExhausted if there can be
+// none: Acquire and Read judge by it alike.
+func acquisitionEpoch(st Store, v Value, rec *Record) (uint64, error) {
+	if err := details(st).exhausted(v); err != nil {
+		return 0, err
+	}
+	epoch, ok := nextEpoch(v, rec)
 	if !ok {
-		return 0, errorf(ErrExhausted, "%s: no epochs left after %d; remove %s and %s to reset",
-			s.path, uint64(math.MaxUint64), s.path, s.dir)
+		return 0, errorf(ErrExhausted, "%s: no epochs left after %d; %s",
+			st, uint64(math.MaxUint64), details(st).resetHint())
 	}
 	return epoch, nil
 }
 
-// take tries to make a new acquisition the version after v. It returns nil,
-// nil when another writer got there first.
-func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
+// take tries to make a new acquisition the value after v, whose record is
+// rec. It returns nil, nil when another writer got there first.
+func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Lease, error) {
 	start := o.clock.Now()
 	wall := start.Round(0)
 	rec := Record{
@@ -241,29 +409,28 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		Meta:       o.meta,
 	}
 	var err error
-	if rec.Epoch, err = acquisitionEpoch(s, v); err != nil {
+	if rec.Epoch, err = acquisitionEpoch(st, v, prev); err != nil {
 		return nil, err
 	}
 	data := encodeRecord(&rec)
 	if len(data) > MaxRecordSize-recordGrowth {
 		// Everyone else would read it as unreadable, hence free.
-		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", s.path, MaxRecordSize)
+		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", st, MaxRecordSize)
 	}
-	out, err := s.put(v.seq+1, data, true, nil)
-	if err != nil {
-		if out == won {
-			// Linked but not published: give the version up so it doesn't
-			// block the lease for a TTL.
-			released := rec
-			released.TTL = 0
-			s.put(v.seq+2, encodeRecord(&released), false, nil)
-		}
-		return nil, err
-	}
-	if out != won {
+	ctx := within(context.Background(), o.clock, start.Add(ttl))
+	rev, err := st.Swap(ctx, v.Rev, data, Write{Durable: true})
+	ctx.release()
+	if errors.Is(err, ErrConflict) {
 		return nil, nil
 	}
-	l := &Lease{store: s, ttl: ttl, clock: o.clock, seq: v.seq + 1, codec: newRecordCodec(&rec, data)}
+	if err != nil {
+		// If the write took effect after all, give it up so that it
+		// doesn't block the lease for a TTL.
+		abandon(st, data, rec, ttl, o)
+		return nil, err
+	}
+	l := &Lease{st: st, ttl: ttl, clock: o.clock, rev: rev, codec: newRecordCodec(&rec, data)}
+	l.held = l.inTime // made once: a method value passed to a Store escapes
 	l.setDeadline(start)
 	l.record.Store(&rec)
 	if l.Expired() {
@@ -271,10 +438,41 @@ func take(s *store, v view, ttl time.Duration, o *options) (*Lease, error) {
 		took := o.clock.Now().Sub(start)
 		l.Release()
 		return nil, &overdueError{fmt.Sprintf("liblease: %s: acquiring took %v, longer than the ttl %v, so the lease was released at once",
-			s.path, took, ttl)}
+			st, took, ttl)}
 	}
 	return l, nil
 }
+
+// abandon gives up an acquisition whose write failed with an error that
+// leaves its outcome unknown: if the write stands as the current value, it
+// writes a released record after it. It tries a few times while the store
+// fails, within one TTL: a write nobody believes in would otherwise block
+// the lease for a TTL.
+func abandon(st Store, data []byte, rec Record, ttl time.Duration, o *options) {
+	ctx := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
+	defer ctx.release()
+	for range abandonTries {
+		if ctx.Err() != nil {
+			return
+		}
+		v, err := st.Load(ctx)
+		if err != nil {
+			continue
+		}
+		if !bytes.Equal(v.Data, data) {
+			return // it did not take effect, or others built on it
+		}
+		rec.TTL = 0
+		rec.RenewedAt = o.clock.Now().Round(0)
+		if _, err := st.Swap(ctx, v.Rev, encodeRecord(&rec), Write{}); err == nil || errors.Is(err, ErrConflict) {
+			return
+		}
+		// Unknown: the next Load shows whether the acquisition still stands.
+	}
+}
+
+// abandonTries bounds abandon's tries.
+const abandonTries = 3
 
 func (l *Lease) setDeadline(writeStart time.Time) {
 	d := writeStart.Add(l.ttl)
@@ -305,14 +503,15 @@ func (l *Lease) Expired() bool {
 	return false
 }
 
-// inTime reports whether the version this handle wrote last, l.seq, still
+// inTime reports whether the value this handle wrote last, at l.rev, still
 // protects it from every challenger: it is an unreleased record and neither
 // its monotonic deadline nor its wall-clock expiry has come. These are
 // Expired's two tests, without the over flag (Release sets it before
 // writing, and a renewal that lapsed gives its version up with the old
-// deadline still in place, which only makes the test stricter). put asks it
-// once its link of l.seq+1 returned: then no challenger can have made l.seq+1
-// before that link (docs/DESIGN.md, Lemma 2a). The caller holds l.mu.
+// deadline still in place, which only makes the test stricter). It is the
+// Write.Held of the handle's writes, asked once the write took effect: then
+// no challenger can have replaced l.rev before it (docs/DESIGN.md, Lemma
+// 2a). The caller holds l.mu.
 func (l *Lease) inTime() bool {
 	rec := l.record.Load()
 	if rec.Released() {
@@ -332,8 +531,12 @@ func (l *Lease) Deadline() time.Time { return *l.deadline.Load() }
 // TTL is the time-to-live the lease was acquired with.
 func (l *Lease) TTL() time.Duration { return l.ttl }
 
-// Path is the lease file's path.
-func (l *Lease) Path() string { return l.store.path }
+// Path is the lease's location, as its Store's String names it: for a
+// file lease, the path of its file.
+func (l *Lease) Path() string { return l.st.String() }
+
+// Store is the store the lease is kept in.
+func (l *Lease) Store() Store { return l.st }
 
 // InstanceID returns this holder's fencing token: a fresh UUID per
 // acquisition.
@@ -348,11 +551,13 @@ func (l *Lease) Record() Record { return l.record.Load().clone() }
 
 // Renew extends the lease by its TTL from the instant before the write
 // begins. It returns ErrLost (wrapped, saying who holds now) when another
-// instance took the lease over, when the lease's files were removed or
-// replaced by hand, or when this handle's lease already expired — even if
-// nobody took over, since a challenger may be about to; the caller must then
-// acquire anew. Any other error leaves the handle holding until its
-// deadline, and Renew may be retried.
+// instance took the lease over, when the lease's files (its record) were
+// removed or replaced by hand, or when this handle's lease already expired
+// — even if nobody took over, since a challenger may be about to; the
+// caller must then acquire anew. Any other error leaves the handle holding
+// until its deadline, and Renew may be retried. Its calls of the store end
+// at the handle's deadline at the latest: a renewal that could only
+// complete later would come too late.
 func (l *Lease) Renew() error {
 	err := l.renew()
 	if errors.Is(err, ErrLost) {
@@ -381,13 +586,15 @@ func (l *Lease) renew() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released || l.releasing.Load() {
-		return errorf(ErrReleased, "%s", l.store.path)
+		return errorf(ErrReleased, "%s", l.st)
 	}
 	if l.Expired() {
 		return l.lostError()
 	}
-	if err := l.resolvePending(); err != nil {
-		return err
+	ctx := within(context.Background(), l.clock, l.Deadline())
+	defer ctx.release()
+	if err := l.resolvePending(ctx); err != nil {
+		return fmt.Errorf("liblease: renewing %s: %w", l.st, err)
 	}
 	if l.Expired() {
 		return l.lostError()
@@ -397,38 +604,49 @@ func (l *Lease) renew() error {
 	prev := l.record.Load()
 	rec := *prev
 	rec.RenewedAt = start.Round(0)
-	out, err := l.store.put(l.seq+1, l.codec.encode(&rec), false, l.inTime)
-	if err != nil {
-		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
-		return fmt.Errorf("liblease: renewing %s: %w", l.store.path, err)
+	data := l.codec.encode(&rec)
+	if len(data) > MaxRecordSize {
+		// Readers would find it unreadable, hence free.
+		return errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", l.st, len(data), MaxRecordSize)
 	}
-	if out == removed {
+	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.held})
+	if errors.Is(err, ErrRemoved) {
 		// The reason first: a watchdog that sees Expired turn true reads it.
-		err := l.removedError()
+		err := l.removedError(err)
 		l.setLost(err)
 		l.over.Store(true)
 		return err
 	}
-	if out != won {
+	if errors.Is(err, ErrConflict) {
 		return l.lostError()
 	}
-	if lapsed := l.advance(l.seq+1, &rec, start); lapsed {
+	if err != nil {
+		l.pending = &attempt{data: data, rec: rec, start: start}
+		return fmt.Errorf("liblease: renewing %s: %w", l.st, err)
+	}
+	// The write took effect, and perhaps others built on it already (files:
+	// a listing found a higher version beside it): that only happens once
+	// the new record expired, by the challenger's clocks, so after the old
+	// deadline too, and the check of Expired in advance catches it
+	// (docs/DESIGN.md, "Renew").
+	if lapsed := l.advance(rev, &rec, start); lapsed {
 		if l.releasing.Load() {
-			return errorf(ErrReleased, "%s", l.store.path)
+			return errorf(ErrReleased, "%s", l.st)
 		}
 		l.giveUp()
 		return errorf(ErrLost, "%s: lease lapsed at %s while the renewal was being written",
-			l.store.path, prev.ExpiresAt().Format(time.RFC3339Nano))
+			l.st, prev.ExpiresAt().Format(time.RFC3339Nano))
 	}
 	return nil
 }
 
-// advance records a write that won. If the lease lapsed while the write was
-// under way, a watchdog may already have stopped trusting it: the handle
-// stays over, and advance reports that the version it wrote must be given up.
-func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) {
+// advance records a write that took effect. If the lease lapsed while the
+// write was under way, a watchdog may already have stopped trusting it: the
+// handle stays over, and advance reports that the value it wrote must be
+// given up.
+func (l *Lease) advance(rev Revision, rec *Record, start time.Time) (lapsed bool) {
 	lapsed = l.Expired()
-	l.seq = seq
+	l.rev = rev
 	l.record.Store(rec)
 	if !lapsed {
 		l.setDeadline(start)
@@ -439,148 +657,155 @@ func (l *Lease) advance(seq uint64, rec *Record, start time.Time) (lapsed bool) 
 }
 
 // resolvePending finds out whether a write (renewal or release) that failed
-// with an I/O error made its version after all: a later put would otherwise
-// see that version and think the lease lost. Its error is Renew's.
-func (l *Lease) resolvePending() error { return l.resolvePendingFor("renewing") }
-
-// resolvePendingFor is resolvePending for the write that op ("renewing",
-// "releasing") names in its error.
-func (l *Lease) resolvePendingFor(op string) error {
-	if l.pending == nil {
+// with an error made its value after all: a later write would otherwise
+// find the value changed and think the lease lost. Its data is unique, so
+// a Load that shows exactly it shows that write.
+func (l *Lease) resolvePending(ctx context.Context) error {
+	p := l.pending
+	if p == nil {
 		return nil
 	}
-	v, err := l.store.read()
+	v, err := l.st.Load(ctx)
 	if err != nil {
-		return fmt.Errorf("liblease: %s %s: %w", op, l.store.path, err)
+		return err
 	}
 	l.settlePending(v)
 	return nil
 }
 
-// settlePending settles the pending write, if any, by v, a read made after
-// it: if v's newest version is that write's, with its record, the version is
-// the handle's own and the handle adopts it (if the handle lapsed meanwhile,
-// it stays over, and its deadline is not moved); if a higher version or
-// another record stands there, the handle is over; otherwise the write made
-// nothing. The caller holds l.mu.
-func (l *Lease) settlePending(v view) {
+// settlePending settles the pending write, if any, by v, a value loaded
+// after it: a value holding exactly its bytes is the handle's own write,
+// which the handle adopts (if the handle lapsed meanwhile, it stays over,
+// and its deadline is not moved); a value at a revision other than the
+// handle's last means someone else wrote after it, and the handle is over;
+// otherwise the write took no effect. The caller holds l.mu.
+func (l *Lease) settlePending(v Value) {
 	p := l.pending
 	if p == nil {
 		return
 	}
 	l.pending = nil
 	switch {
-	case v.seq == p.seq && v.rec != nil && v.rec.InstanceID == p.rec.InstanceID &&
-		v.rec.RenewedAt.Equal(p.rec.RenewedAt) && v.rec.TTL == p.rec.TTL:
+	case bytes.Equal(v.Data, p.data):
 		// It did: adopt it. If it lapsed meanwhile, Renew finds the handle
 		// expired and gives it up; Release gives it up anyway.
-		l.advance(p.seq, &p.rec, p.start)
-	case v.seq >= p.seq:
+		l.advance(v.Rev, &p.rec, p.start)
+	case v.Rev != l.rev:
+		// Someone else wrote after our value (or after the pending write,
+		// which others then built on): the lease is lost.
 		l.over.Store(true)
 	}
 }
 
+// callContext bounds a store call of a handle outside Renew: one TTL.
+func (l *Lease) callContext() *callCtx {
+	return within(context.Background(), l.clock, l.clock.Now().Add(l.ttl))
+}
+
 // lostError marks the handle over and says why: who holds now, or that the
 // lease lapsed with nobody else holding (then it also gives the record up,
-// so a standby need not wait out a TTL for it). A version that the handle's
+// so a standby need not wait out a TTL for it). A value that the handle's
 // own pending write made is the handle's, not another holder's: it is
 // adopted and given up as well.
 func (l *Lease) lostError() error {
 	l.over.Store(true)
 	if l.releasing.Load() {
-		return errorf(ErrReleased, "%s", l.store.path)
+		return errorf(ErrReleased, "%s", l.st)
 	}
 	expired := l.record.Load().ExpiresAt()
-	v, err := l.store.read()
+	ctx := l.callContext()
+	v, rec, err := load(ctx, l.st)
+	ctx.release()
 	if err == nil {
 		l.settlePending(v)
 	}
-	if err == nil && v.seq > l.seq && v.rec != nil && !v.rec.Released() {
-		return l.lostTo(v.rec)
+	if err == nil && v.Rev != l.rev && rec != nil && !rec.Released() {
+		return l.lostTo(rec)
 	}
-	if err == nil && v.seq == l.seq && !l.record.Load().Released() {
+	if err == nil && v.Rev == l.rev && !l.record.Load().Released() {
 		l.giveUp() // once: its released record is then the newest, and ours
 	}
 	return errorf(ErrLost, "%s: lease expired at %s before it was renewed",
-		l.store.path, expired.Format(time.RFC3339Nano))
+		l.st, expired.Format(time.RFC3339Nano))
 }
 
-// giveUp writes a released record after this handle's version, if nobody
+// giveUp writes a released record after this handle's value, if nobody
 // wrote one first. It is how a handle that stopped holding frees the lease
 // at once instead of leaving it to expire.
 //
 // A released record frees the lease to whoever reads it, so giveUp first
-// makes sure that the handle's version is still there: if cleanup removed
-// it, others have built on it, and if nothing stands above it, the lease's
-// files were removed or replaced by hand. Either way the handle frees
-// nothing, and writes nothing that would free a lease started anew.
+// has the store make sure that the handle's value is still there
+// (storeDetails.gone): if others replaced it, or the lease's record was
+// removed or replaced by hand, the handle frees nothing, and writes
+// nothing that would free a lease started anew.
 func (l *Lease) giveUp() error {
-	if !l.store.exists(l.seq) { // a cached failed lookup may say so: list
-		lst, err := l.store.list()
-		if err != nil {
-			return fmt.Errorf("liblease: releasing %s: %w", l.store.path, err)
-		}
-		if !slices.Contains(lst.versions, l.seq) {
+	if err := details(l.st).gone(l.rev); err != nil {
+		switch {
+		case errors.Is(err, ErrRemoved):
 			l.over.Store(true)
-			if lst.newest > l.seq {
-				return l.lostToNewest()
-			}
-			return l.removedError()
+			return l.removedError(err)
+		case errors.Is(err, ErrConflict):
+			l.over.Store(true)
+			return l.lostToNewest()
 		}
+		return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
 	}
 	start := l.clock.Now()
 	rec := *l.record.Load()
 	rec.TTL = 0
 	rec.RenewedAt = start.Round(0)
-	out, err := l.store.put(l.seq+1, l.codec.encode(&rec), false, l.inTime)
-	if err != nil {
-		l.pending = &attempt{seq: l.seq + 1, rec: rec, start: start}
-		return fmt.Errorf("liblease: releasing %s: %w", l.store.path, err)
+	data := l.codec.encode(&rec)
+	ctx := l.callContext()
+	defer ctx.release()
+	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.held})
+	// A release that took effect while others already built on it (files:
+	// the released record was linked, and someone already took the lease
+	// after it) is done all the same: released is released.
+	if errors.Is(err, ErrRemoved) {
+		return l.removedError(err)
 	}
-	switch out {
-	case removed:
-		return l.removedError()
-	case lost:
+	if errors.Is(err, ErrConflict) {
 		return l.lostToNewest()
 	}
-	// Superseded: the released record was linked and someone already took
-	// the lease after it (or, from a stale handle, an old name was reused:
-	// that frees nothing either). Released is released.
-	l.seq++
+	if err != nil {
+		l.pending = &attempt{data: data, rec: rec, start: start}
+		return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
+	}
+	l.rev = rev
 	l.record.Store(&rec)
 	return nil
 }
 
 // lostToNewest is ErrLost saying who holds now, if anyone does.
 func (l *Lease) lostToNewest() error {
-	v, err := l.store.read()
-	if err == nil && v.rec != nil && !v.rec.Released() {
-		return l.lostTo(v.rec)
+	ctx := l.callContext()
+	_, rec, err := load(ctx, l.st)
+	ctx.release()
+	if err == nil && rec != nil && !rec.Released() {
+		return l.lostTo(rec)
 	}
-	return errorf(ErrLost, "%s", l.store.path)
+	return errorf(ErrLost, "%s", l.st)
 }
 
 // lostTo is ErrLost saying that r's holder holds the lease now. A takeover
-// always raises the epoch; a record above the handle's version with an epoch
-// no higher than the handle's was made by an acquisition that started anew
-// after the lease's files were removed or replaced by hand, and the error
+// always raises the epoch; a record after the handle's with an epoch no
+// higher than the handle's was made by an acquisition that started anew
+// after the lease's record was removed or replaced by hand, and the error
 // says so.
 func (l *Lease) lostTo(r *Record) error {
 	if r.Epoch <= l.Epoch() {
-		return fmt.Errorf("%w (epoch %d, not above this holder's %d): the lease's files were removed or replaced by hand while it was held",
-			heldError(ErrLost, l.store.path, r), r.Epoch, l.Epoch())
+		return fmt.Errorf("%w (epoch %d, not above this holder's %d): %s were removed or replaced by hand while it was held",
+			heldError(ErrLost, l.st, r), r.Epoch, l.Epoch(), details(l.st).records())
 	}
-	return heldError(ErrLost, l.store.path, r)
+	return heldError(ErrLost, l.st, r)
 }
 
-// removedError is ErrLost saying that the lease's files were removed or
-// replaced by hand under the handle: its last version is gone, and no
-// version stands above it (or the version directory is gone). The handle
-// writes nothing more: a renewal or release would carry on in files that
-// another acquisition may have started anew.
-func (l *Lease) removedError() error {
-	return errorf(ErrLost, "%s: the lease's files were removed or replaced by hand while it was held (its version %s is gone)",
-		l.store.path, l.store.versionPath(l.seq))
+// removedError is ErrLost for cause, an error of the store wrapping
+// ErrRemoved: the lease's record was removed or replaced by hand under the
+// handle. The handle writes nothing more: a renewal or release would carry
+// on in a record that another acquisition may have started anew.
+func (l *Lease) removedError(cause error) error {
+	return fmt.Errorf("%w: %s: %w", ErrLost, l.st, cause)
 }
 
 // Release gives the lease up, so that a challenger may take it at once. It
@@ -599,8 +824,13 @@ func (l *Lease) Release() error {
 	if l.released {
 		return nil
 	}
-	if err := l.resolvePendingFor("releasing"); err != nil {
-		return err
+	if l.pending != nil {
+		ctx := l.callContext()
+		err := l.resolvePending(ctx)
+		ctx.release()
+		if err != nil {
+			return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
+		}
 	}
 	err := l.giveUp()
 	if err == nil || errors.Is(err, ErrLost) {

@@ -35,7 +35,7 @@ type systemClock struct{}
 func (systemClock) Now() time.Time                         { return time.Now() }
 func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// Option configures Acquire, Wait and Read.
+// Option configures Acquire, Wait and Read, and their Store forms.
 type Option func(*options)
 
 type options struct {
@@ -97,10 +97,13 @@ func WithPollInterval(d time.Duration) Option {
 // the lease cannot work with.
 var ErrInvalid = errors.New("liblease: invalid setting")
 
-func validate(path string, ttl time.Duration, o *options) error {
+// errEmptyPath refuses a file lease without a path.
+var errEmptyPath = errorf(ErrInvalid, "empty lease path")
+
+func validate(st Store, ttl time.Duration, o *options) error {
 	switch {
-	case path == "":
-		return errorf(ErrInvalid, "empty lease path")
+	case st == nil:
+		return errorf(ErrInvalid, "nil store")
 	case ttl <= 0:
 		return errorf(ErrInvalid, "ttl %v is not positive", ttl)
 	case o.skew < 0:

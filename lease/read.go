@@ -1,6 +1,9 @@
 package lease
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // State is what a read of a lease found.
 type State string
@@ -27,10 +30,15 @@ type Status struct {
 	// or replaced by hand since the copy was written, which no writer of
 	// this package does (deleting the lease's files while it is held or
 	// waited on). State and Record are what PATH.d says, as for Acquire.
+	// Only file leases report it.
 	VersionsRemoved bool
 	// Published is the record of the published copy when VersionsRemoved.
 	Published *Record
 }
+
+// readTimeout bounds Read's call of the store, and ReadStore's when its
+// context has no deadline.
+const readTimeout = time.Minute
 
 // Read reads the lease at path without acquiring it: for status commands,
 // and for followers that find the holder through Record.Meta. It takes no
@@ -40,51 +48,52 @@ type Status struct {
 // opened though a listing shows it is looked at again, as by Acquire. A
 // lease that is not held and that no acquisition could take is an error
 // wrapping ErrExhausted, as Acquire would return.
+//
+// Read(path, ...) is ReadStore(context.Background(), Files(path), ...).
 func Read(path string, opts ...Option) (Status, error) {
+	if path == "" {
+		return Status{}, errEmptyPath
+	}
+	return ReadStore(context.Background(), Files(path), opts...)
+}
+
+// ReadStore is Read for the lease kept in st. It gives up when ctx ends,
+// and after a minute if ctx has no deadline.
+func ReadStore(ctx context.Context, st Store, opts ...Option) (Status, error) {
 	o := buildOptions(opts)
-	if err := validate(path, time.Second, &o); err != nil {
+	if err := validate(st, time.Second, &o); err != nil {
 		return Status{}, err
 	}
-	s := newStore(path)
-	if err := s.checkPath(); err != nil {
-		return Status{}, err
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readTimeout)
+		defer cancel()
 	}
-	v, err := s.read()
+	v, rec, err := load(ctx, st)
 	if err != nil {
 		return Status{}, err
 	}
-	st := statusOf(v, o.clock.Now(), o.skew)
-	if st.State != StateHeld {
-		if _, err := acquisitionEpoch(s, v); err != nil {
+	status := statusOf(rec, o.clock.Now(), o.skew)
+	if status.State != StateHeld {
+		if _, err := acquisitionEpoch(st, v, rec); err != nil {
 			return Status{}, err
 		}
 	}
-	if pub := s.published(); pub != nil && pub.Epoch > newestEpoch(v) {
-		st.VersionsRemoved, st.Published = true, pub
+	if pub := details(st).versionsRemoved(v, rec); pub != nil {
+		status.VersionsRemoved, status.Published = true, pub
 	}
-	return st, nil
+	return status, nil
 }
 
-// newestEpoch is the highest epoch the versions in v's directory can hold:
-// the newest record's, or, when it is unreadable, its version number (every
-// record the protocol writes has Epoch <= its version number while PATH.d
-// is intact; store.nextEpoch).
-func newestEpoch(v view) uint64 {
-	if v.rec != nil {
-		return v.rec.Epoch
-	}
-	return v.seq
-}
-
-func statusOf(v view, now time.Time, skew time.Duration) Status {
+func statusOf(rec *Record, now time.Time, skew time.Duration) Status {
 	switch {
-	case v.rec == nil:
+	case rec == nil:
 		return Status{State: StateFree}
-	case v.rec.Released():
-		return Status{State: StateReleased, Record: v.rec}
-	case heldByWallClock(v.rec, now, skew):
-		return Status{State: StateHeld, Record: v.rec}
+	case rec.Released():
+		return Status{State: StateReleased, Record: rec}
+	case heldByWallClock(rec, now, skew):
+		return Status{State: StateHeld, Record: rec}
 	default:
-		return Status{State: StateExpired, Record: v.rec}
+		return Status{State: StateExpired, Record: rec}
 	}
 }

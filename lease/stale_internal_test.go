@@ -62,6 +62,9 @@ func TestStaleViewIsNotFree(t *testing.T) {
 	if err != nil || st.State != StateHeld || st.Record.InstanceID != h.InstanceID() {
 		t.Fatalf("Read on a stale view: %s %+v, %v; want held by %s", st.State, st.Record, err, h.InstanceID())
 	}
+	if *opens != 4 {
+		t.Fatalf("Read opened the newest version %d times, want 4 (3 stale, then the record)", *opens)
+	}
 
 	opens = staleOpens(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -78,7 +81,7 @@ func TestStaleViewIsNotFree(t *testing.T) {
 	if err := h.Renew(); err != nil {
 		t.Fatalf("holder's Renew after the stale reads: %v", err)
 	}
-	if v, err := newStore(path).read(); err != nil || v.seq != 3 || v.rec.InstanceID != h.InstanceID() {
+	if v, err := newFileStore(path).read(); err != nil || v.seq != 3 || v.rec.InstanceID != h.InstanceID() {
 		t.Fatalf("newest version %d %+v, %v; want 3, the holder's", v.seq, v.rec, err)
 	}
 }
@@ -126,12 +129,12 @@ func TestStaleViewThatLastsIsAnError(t *testing.T) {
 	}
 
 	testHookRead = nil
-	if v, err := newStore(path).read(); err != nil || v.seq != 1 || v.rec.InstanceID != h.InstanceID() {
+	if v, err := newFileStore(path).read(); err != nil || v.seq != 1 || v.rec.InstanceID != h.InstanceID() {
 		t.Fatalf("newest version %d %+v, %v; want 1, the holder's: nothing written", v.seq, v.rec, err)
 	}
 
 	// A dangling symlink at the newest version.
-	if err := os.Symlink(filepath.Join(t.TempDir(), "nowhere"), newStore(path).versionPath(2)); err != nil {
+	if err := os.Symlink(filepath.Join(t.TempDir(), "nowhere"), newFileStore(path).versionPath(2)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Read(path, WithClock(clk)); !errors.Is(err, errDanglingLink) {

@@ -1,592 +1,162 @@
 package lease
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io/fs"
-	"math"
-	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 )
 
-// store is the on-disk protocol: versions in dir, the newest published to
-// path. It holds no state of its own beyond the names, so any number of
-// handles and processes can share one path.
+// Store keeps the record of one lease in a register whose every write is a
+// compare-and-swap its server enforces. The protocol of this package
+// (Acquire, Renew, Release, Wait, Read and their Store forms) is written
+// once over it; a Store supplies only the register. Files is the first
+// Store; others (object storage with conditional writes, etcd) live in
+// packages of their own, and package lease/leasetest checks any of them
+// against what the protocol needs.
 //
-// The invariants the protocol keeps (docs/DESIGN.md argues each):
-//   - version files are immutable: each is created whole by an exclusive
-//     link(2) and never written again;
-//   - version n+1 is only ever linked by a writer that read version n as the
-//     newest, so the highest version is the one true state;
-//   - cleanup removes only versions below the writer's own, so the highest
-//     version is never removed, and a stale writer that recreates an old,
-//     removed name finds a higher version beside it and knows it lost;
-//   - a holder's renewal or release of n+1 whose link returned while its
-//     version n was still unexpired by its clocks created n+1 for the first
-//     time (no challenger may build on n before n expires), so it needs no
-//     listing to know it won (Lemma 2a). Should the clocks be wrong, a
-//     reused name n+1 is still caught: cleanup removes versions in
-//     ascending order, so n is gone too and the holder lists; and every
-//     cleanupEvery'th version is listed regardless.
-type store struct {
-	path string // the published record
-	dir  string // path + ".d": the versions
-	// vprefix is dir and a separator, which a version number completes to
-	// its file's name; tmp is dir's tempDir.
-	vprefix, tmp string
-}
-
-// keepVersions is how many versions below the newest a writer leaves in
-// place. Only the newest matters; the few below it spare readers a retry
-// when they list just before a write.
-const keepVersions = 4
-
-// cleanupEvery spaces out the unlinks so renewals stay cheap: every this
-// many versions, a writer removes what lies below keepVersions.
-const cleanupEvery = 16
-
-// tempScanEvery spaces out the look for temp files left by crashes in
-// tempDir, which costs a directory listing of its own: a crash leaves one
-// file, and litter harms nothing.
-const tempScanEvery = 16 * cleanupEvery
-
-// staleTempAge is how old a temp file must be before any writer removes it.
-// A temp file lives for the few operations of one write; one this old was
-// left by a crash (or by a writer frozen so long that its write must fail).
-// Its mtime is the file server's clock and the age is judged by ours, so the
-// margin is generous: removing a live writer's temp file costs that writer
-// one failed write, never safety.
-const staleTempAge = 10 * time.Minute
-
-// Test hooks, set only by tests that run no writes concurrently:
-// testHookLink runs just before put's link, testHookList at every listing
-// of the version directory, and testHookRead before readContext opens a
-// version, which fails with its error if it returns one.
-var (
-	testHookLink, testHookList func()
-	testHookRead               func(name string) error
-)
-
-// tempDir is the subdirectory of the version directory where writes in
-// progress are made: not the version directory itself, where each temp file
-// would wake every standby watching it.
-const tempDir = "tmp"
-
-// tempPrefix names the temp files that versions before tempDir made in the
-// version directory itself; cleanup removes those left by a crash.
-const tempPrefix = "tmp-"
-
-func newStore(path string) *store {
-	dir := path + ".d"
-	return &store{
-		path:    path,
-		dir:     dir,
-		vprefix: filepath.Clean(dir) + string(filepath.Separator),
-		tmp:     filepath.Join(dir, tempDir),
-	}
-}
-
-// view is what one read of the store found.
-type view struct {
-	seq uint64  // the newest version; 0 when there is none
-	rec *Record // its record; nil when there is none or it is unreadable
-}
-
-// listing is one directory read of the versions.
-type listing struct {
-	newest   uint64
-	versions []uint64
-	temps    []string // old-style temp files (tempPrefix)
-}
-
-// parseVersion accepts only canonical decimal names, so no version has two
-// names ("7" and "07").
-func parseVersion(name string) (uint64, bool) { return parseDecimal(name) }
-
-// parseDecimal is parseVersion for a name as a string or as bytes: digits,
-// no leading zero, not 0, at most math.MaxUint64.
-func parseDecimal[S ~string | ~[]byte](name S) (uint64, bool) {
-	if len(name) == 0 || name[0] == '0' {
-		return 0, false
-	}
-	var n uint64
-	for i := range len(name) {
-		c := name[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	return n, true
-}
-
-func (s *store) versionPath(n uint64) string {
-	return s.vprefix + strconv.FormatUint(n, 10)
-}
-
-// list reads the version directory. A missing directory is an empty lease.
-func (s *store) list() (listing, error) {
-	if testHookList != nil {
-		testHookList()
-	}
-	var l listing
-	_, err := retryStale(func() (struct{}, error) {
-		l = listing{versions: l.versions[:0]}
-		return struct{}{}, scanDir(s.dir, func(name []byte) {
-			if n, ok := parseDecimal(name); ok {
-				l.versions = append(l.versions, n)
-				l.newest = max(l.newest, n)
-			} else if bytes.HasPrefix(name, []byte(tempPrefix)) {
-				l.temps = append(l.temps, string(name))
-			}
-		})
-	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return listing{}, s.checkMissing()
-	}
-	if err != nil {
-		return listing{}, err
-	}
-	return l, nil
-}
-
-// checkMissing tells a lease that was never written (fine) from a path that
-// cannot hold one: a missing parent directory is an error, not "free".
-func (s *store) checkMissing() error {
-	parent := filepath.Dir(s.path)
-	fi, err := os.Stat(parent)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return &fs.PathError{Op: "open", Path: parent, Err: errNotDir}
-	}
-	return nil
-}
-
-var (
-	errNotDir     = errors.New("not a directory")
-	errIsDir      = errors.New("is a directory")
-	errNotRegular = errors.New("not a regular file") // where a record belongs: unreadable
-	// errDanglingLink: a symlink to nothing where a version belongs.
-	errDanglingLink = errors.New("a symlink to a missing file where a version belongs")
-	// errNoVersionDir: a holder's write found no version directory.
-	errNoVersionDir = errors.New("the version directory is gone")
-	// errStaleView: a version that listings kept showing and opens kept
-	// failing to find.
-	errStaleView = errors.New("listed as the newest version, but could not be opened")
-)
-
-// checkPath refuses a path that is a directory: writing the lease there
-// would fail only after the version was linked.
-func (s *store) checkPath() error {
-	fi, err := retryStale(func() (fs.FileInfo, error) { return os.Stat(s.path) })
-	if err == nil && fi.IsDir() {
-		return &fs.PathError{Op: "open", Path: s.path, Err: errIsDir}
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// read returns the newest version and its record. It never returns a torn
-// record: version files are immutable. It is readContext without a
-// context.
-func (s *store) read() (view, error) { return s.readContext(context.Background()) }
-
-// readContext returns the newest version and its record. Only bytes that
-// were read and are not a record make a version unreadable (view.rec nil:
-// the lease is free at it). A name the listing showed that then can't be
-// opened is a stale view, never a free lease: a writer far ahead may have
-// removed it since (cleanup removes only versions below the newest), or
-// this host's client answered the open from its cache of failed lookups,
-// made before the version existed. Either way readContext lists again,
-// pausing a little longer each time, for up to staleViewTimeout, and then
-// gives up with an error wrapping errStaleView; it gives up sooner, with
-// ctx.Err(), when ctx ends. A dangling symlink at the name is an error at
-// once (errDanglingLink).
-func (s *store) readContext(ctx context.Context) (view, error) {
-	var stale staleRetry
-	for {
-		l, err := s.list()
-		if err != nil || l.newest == 0 {
-			return view{}, err
-		}
-		name := s.versionPath(l.newest)
-		data, err := retryStale(func() ([]byte, error) {
-			if testHookRead != nil {
-				if err := testHookRead(name); err != nil {
-					return nil, err
-				}
-			}
-			return readBounded(name)
-		})
-		if errors.Is(err, fs.ErrNotExist) {
-			if fi, lerr := os.Lstat(name); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-				// Not something the protocol makes, and no bytes to judge:
-				// an I/O error, as a directory there is.
-				return view{}, &fs.PathError{Op: "open", Path: name, Err: errDanglingLink}
-			}
-			if err := stale.pause(ctx, name, err); err != nil {
-				return view{}, err
-			}
-			continue
-		}
-		if errors.Is(err, errNotRegular) {
-			return view{seq: l.newest}, nil // a FIFO, a device: unreadable, so free
-		}
-		if err != nil {
-			return view{}, err
-		}
-		rec, err := decodeRecord(data)
-		if err != nil {
-			rec = nil // unreadable: the lease is free at this version
-		}
-		return view{seq: l.newest, rec: rec}, nil
-	}
-}
-
-// staleViewTimeout bounds how long readContext keeps looking again at a
-// version that its listing shows but that can't be opened. It is longer
-// than the caches of failed lookups that clients keep by default (the
-// Windows SMB client's file-not-found cache keeps an entry for 5s), so that
-// only a view that will not resolve, such as a server that lists a file it
-// can't open, becomes an error.
-var staleViewTimeout = 10 * time.Second
-
-// staleViewPause is the first pause before a stale view is looked at again,
-// and staleViewMaxPause the longest: each pause doubles the one before, so
-// that a cache entry that lives for milliseconds costs a few quick retries,
-// and one that lives for seconds costs a few listings a second, not a spin
-// on the server.
-const (
-	staleViewPause    = time.Millisecond
-	staleViewMaxPause = 100 * time.Millisecond
-)
-
-// staleRetry paces readContext's retries of a stale view. Its pauses run on
-// the real clock, as they pace reads of the filesystem, not the lease.
-type staleRetry struct {
-	since time.Time // the first stale view; zero before it
-	next  time.Duration
-}
-
-// pause waits before the next look, or returns an error if the stale view
-// has lasted staleViewTimeout, or ctx ended. name and err are the version
-// that could not be opened and why.
-func (r *staleRetry) pause(ctx context.Context, name string, err error) error {
-	if r.since.IsZero() {
-		r.since, r.next = time.Now(), staleViewPause
-	}
-	if time.Since(r.since) >= staleViewTimeout {
-		return fmt.Errorf("liblease: %s: %w for %v (%v)", name, errStaleView, staleViewTimeout, err)
-	}
-	t := time.NewTimer(r.next)
-	defer t.Stop()
-	r.next = min(2*r.next, staleViewMaxPause)
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// exists reports whether version n exists: a cheap look before a write
-// that would lose, or after one that may have reused a name. A client's
-// cache of failed lookups can make it report false for a version that
-// exists: it is never a reason to count a write as won.
-func (s *store) exists(n uint64) bool {
-	_, err := os.Lstat(s.versionPath(n))
-	return err == nil
-}
-
-// listed reports whether a listing of the version directory shows version
-// n, which no cached failed lookup can hide.
-func (s *store) listed(n uint64) bool {
-	l, err := s.list()
-	return err == nil && slices.Contains(l.versions, n)
-}
-
-// outcome is what a put achieved.
-type outcome int
-
-const (
-	lost       outcome = iota // someone else made version n
-	won                       // version n is ours and was the newest
-	superseded                // we linked n, but a higher version stood beside it
-	// removed: a holder's version n-1 is gone and nothing stands above n,
-	// or PATH.d is gone: the lease's files were removed or replaced by
-	// hand. The write is undone.
-	removed
-)
-
-// put tries to make data, an encoded record, version n, which succeeds only
-// if n-1 was the newest version and nobody else made n first. A write
-// that linked n but found a higher version beside it is superseded if n was
-// genuinely the next version and others built on it already (only a release
-// may count that as done), and lost if n may be an old name reused from a
-// stale read (Lemma 2 in docs/DESIGN.md). On any
-// error the outcome is unknown, except that the record was not published.
+// Nothing a Store does may rest on a client-side lock, on a read followed
+// by a write, or on the clocks of two hosts agreeing: only on what its
+// server enforces. docs/DESIGN.md proves the protocol safe from the
+// contract below and nothing else.
 //
-// durable syncs the version directory, so that version n survives a power
-// loss and no later acquisition can reuse its epoch; an acquisition needs
-// that, a renewal does not. The record's bytes need no sync of their own: a
-// version that comes back empty after a power loss is unreadable, and the
-// next acquisition then takes epoch n+1, still above the lost one's
-// (nextEpoch).
-//
-// inTime is nil for an acquisition. For a holder's renewal or release it
-// reports whether version n-1 is the holder's own unreleased record and
-// still unexpired by the holder's clocks (Lease.inTime); put asks it after
-// its link of n returned. If so, no challenger can have made n before that
-// link, so the link was n's first creation, and the listing that guards
-// against a reused name is skipped (Lemma 2a in docs/DESIGN.md). put lists
-// all the same when link did not itself report success (the NFS read-back
-// below), on every cleanupEvery'th version (cleanup needs the listing), and
-// when version n-1 is gone: cleanup removes versions in ascending order, so
-// name n can have been removed and reused only after n-1 was. That cannot
-// happen while the clock assumption holds; the look at n-1 and the listing
-// of every cleanupEvery'th version bound what a broken one costs (a holder
-// that wins reused name after reused name).
-func (s *store) put(n uint64, data []byte, durable bool, inTime func() bool) (outcome, error) {
-	if len(data) > MaxRecordSize {
-		// Readers would find it unreadable, hence free.
-		return lost, errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", s.path, len(data), MaxRecordSize)
-	}
-	holder := inTime != nil
-	tmp, err := s.writeTemp(data, !holder)
-	if errors.Is(err, errNoVersionDir) {
-		return removed, nil
-	}
-	if err != nil {
-		return lost, err
-	}
-	defer func() {
-		if tmp != "" {
-			os.Remove(tmp)
-		}
-	}()
+// A Store is used by many handles and goroutines at once, and by other
+// processes and hosts through the same location: it keeps no state about
+// the lease between calls that a decision could rest on. Every call gets a
+// context with a deadline; a Store whose calls can block (a network) must
+// return once it ends, with an error that leaves the outcome unknown if it
+// cannot tell.
+type Store interface {
+	// Load returns the current value: the one the newest write that took
+	// effect left. Value{} (a zero Rev) means there is none yet. Data need
+	// not be a record (a hand-made or damaged one): the protocol counts
+	// such a value as a free lease, never as an error. Load never returns
+	// more than MaxRecordSize+1 bytes of Data, however large the stored
+	// value. It may return an older value (a cache the server does not
+	// vouch for): a decision made on it ends in a Swap at a revision that
+	// is no longer current, which fails (docs/DESIGN.md, Lemma 3), so a
+	// stale Load costs time, never safety.
+	//
+	// An error means the register could not be read (permission denied,
+	// a missing bucket, a network failure): never a free lease.
+	Load(ctx context.Context) (Value, error)
 
-	// The compare-and-swap: link fails with EEXIST if version n exists.
-	target := s.versionPath(n)
-	if testHookLink != nil {
-		testHookLink()
-	}
-	err = os.Link(tmp, target)
-	// The clock is read only once the link returned: a holder frozen after
-	// some earlier check and before its link, while a takeover went past a
-	// cleanup, is the writer whose link may reuse a removed name.
-	fresh := err == nil && inTime != nil && n%cleanupEvery != 0 && inTime() && s.exists(n-1)
-	if err != nil {
-		// Not every server says EEXIST: sftp-server reports a generic
-		// failure, which sshfs turns into EPERM. Whatever the error, if the
-		// target exists now, someone made it. (After EEXIST it may be gone
-		// again, removed by a writer far ahead of us: lost all the same.)
-		// A client that caches failed lookups can answer the look at the
-		// target from that cache, made before the target existed (and then
-		// the server, not the client, refused the link): a listing shows
-		// the name all the same.
-		if !errors.Is(err, fs.ErrExist) && !s.exists(n) && !s.listed(n) {
-			return lost, err
-		}
-		// Over NFS a retransmitted LINK whose first reply was lost answers
-		// EEXIST although it succeeded: the version is ours if it holds
-		// exactly our bytes (they include a nanosecond timestamp and our
-		// InstanceID, so no one else writes them).
-		if existing, rerr := retryStale(func() ([]byte, error) { return readBounded(target) }); rerr != nil || !bytes.Equal(existing, data) {
-			return lost, nil
-		}
-	}
+	// Swap replaces the value at revision old by data, which is at most
+	// MaxRecordSize bytes, and returns the new value's revision. With a
+	// zero old it creates the first value, if there is none. What it
+	// returns says what happened:
+	//
+	//   - nil: this write replaced exactly old. It took effect, and other
+	//     writes may already have replaced it in turn.
+	//   - an error wrapping ErrConflict: it did not take effect; another
+	//     write replaced old first (or old was never the current value).
+	//   - an error wrapping ErrRemoved: it did not take effect (or was
+	//     undone), because the value at old is gone and no write of the
+	//     protocol replaced it: the register was removed or replaced by
+	//     hand. The writer writes nothing more there. A store that cannot
+	//     tell this from a conflict reports ErrConflict.
+	//   - any other error: it may or may not have taken effect, perhaps
+	//     later than Swap returned. The protocol finds out with Load: every
+	//     data it writes is unique (it holds a fresh InstanceID and a
+	//     nanosecond timestamp), so a Load that returns exactly data shows
+	//     this write.
+	//
+	// The server must enforce the comparison: of any number of writers
+	// swapping at one revision, anywhere, at most one succeeds, and a
+	// writer whose old is no longer the current value fails.
+	Swap(ctx context.Context, old Revision, data []byte, w Write) (Revision, error)
 
-	// Guard against reused names: if n was made, removed by cleanup and made
-	// again by us from a stale read, a higher version stands beside it. A
-	// holder's link made in time cannot reuse a name (inTime above).
-	var l listing
-	if !fresh {
-		l, err = s.list()
-		if err != nil {
-			return lost, err
-		}
-		if l.newest != n {
-			// Name n can have been removed before our link only if some
-			// writer made a version above n+keepVersions; with none, ours
-			// was n's first and only creation, and others have built on it
-			// since.
-			if l.newest <= n+keepVersions {
-				return superseded, nil
-			}
-			return lost, nil
-		}
-		if holder && !slices.Contains(l.versions, n-1) {
-			// Cleanup never removes the version below the newest, so the
-			// holder's own version n-1 was removed by hand, or PATH.d
-			// replaced by one that another acquisition started anew. Take
-			// our version out again (our link made it and nothing stands
-			// above it), so as to leave that state as we found it.
-			os.Remove(target)
-			return removed, nil
-		}
-	}
-
-	if durable {
-		if err := syncDir(s.dir); err != nil {
-			return won, err
-		}
-	}
-	if err := replaceFile(tmp, s.path); err != nil {
-		return won, err
-	}
-	tmp = ""
-	if n%cleanupEvery == 0 {
-		s.cleanup(n, l)
-	}
-	return won, nil
+	// String names the location, for messages and logs: a path or a URL,
+	// never a secret.
+	String() string
 }
 
-// writeTemp writes data to a new temp file in the version directory's
-// tempDir (the same filesystem as both link targets), creating tempDir if
-// needed, and the version directory too if mayCreate. A holder's write may
-// not create the version directory: if it is gone, the lease's files were
-// removed, and writeTemp returns errNoVersionDir.
-func (s *store) writeTemp(data []byte, mayCreate bool) (string, error) {
-	name := filepath.Join(s.tmp, tempName())
-	err := createExcl(name, data, recordMode)
-	if errors.Is(err, fs.ErrNotExist) {
-		if mayCreate {
-			err = s.makeDir()
-		} else if err = os.Mkdir(s.tmp, 0o777); errors.Is(err, fs.ErrNotExist) {
-			return "", errNoVersionDir
-		} else if errors.Is(err, fs.ErrExist) {
-			err = nil
-		}
-		if err != nil {
-			return "", err
-		}
-		err = createExcl(name, data, recordMode)
-	}
-	if err != nil {
-		return "", err
-	}
-	return name, nil
+// Revision identifies one value of a Store's register. It is opaque: only
+// the Store that returned it may interpret it. Equal revisions returned by
+// Load or Swap of one Store are the same write; the zero Revision ("") is
+// the register before its first write. Files: the version number.
+type Revision string
+
+// Value is what a Store's Load returns.
+type Value struct {
+	// Rev is the revision of this value; zero when there is none.
+	Rev Revision
+	// Data is the value's bytes: the record as the protocol wrote it, or
+	// whatever else stands there (the protocol reads that as a free
+	// lease). At most MaxRecordSize+1 bytes.
+	Data []byte
+	// Floor is a number that no epoch written to this register so far
+	// exceeds, or 0 if the store cannot say. The protocol uses it only
+	// when Data is not a record (absent, damaged, hand-made): the next
+	// acquisition then takes Floor+1, so that epochs never go back even
+	// when a record is lost. Files: the version number (and the epoch of
+	// the published copy PATH, if higher); a store with a global revision
+	// counter (etcd) can give that.
+	Floor uint64
+
+	// decoded and rec cache a decoding of Data made by a store of this
+	// package that needed it anyway (Files, for its Floor): rec is
+	// decodeRecord(Data), nil if unreadable.
+	decoded bool
+	rec     *Record
 }
 
-// tempName returns a name no other write uses: a random prefix drawn once
-// per process (122 random bits, as a UUID) and a count of the process's
-// writes. Drawing a UUID per write cost more than the rest of the name.
-func tempName() string {
-	return tempNamePrefix() + strconv.FormatUint(tempNameCount.Add(1), 10)
+// Write is what the protocol says about one Swap.
+type Write struct {
+	// Durable asks that the write survive a power loss of the server once
+	// Swap returned nil: an acquisition's, whose epoch must never come back
+	// lower. Renewals and releases need not be durable.
+	Durable bool
+	// Held, when not nil, reports whether the value being replaced is the
+	// writer's own unreleased record and still unexpired by the writer's
+	// clocks, so that no other writer may yet replace it (docs/DESIGN.md,
+	// Lemma 2a). A Store may call it once its write took effect, never
+	// before (a reading taken before the write proves nothing about when
+	// the write happened), and may use a true answer to skip work that
+	// only guards against other writers. Files skip the listing that
+	// guards against a reused version name. Other stores ignore it.
+	Held func() bool
 }
 
-var (
-	tempNamePrefix = sync.OnceValue(func() string { return uuid.NewString() + "-" })
-	tempNameCount  atomic.Uint64
-)
+// ErrConflict is wrapped by a Store's Swap when the write did not take
+// effect because another write replaced the value first.
+var ErrConflict = errors.New("liblease: another writer changed the lease first")
 
-func (s *store) makeDir() error {
-	if err := s.checkMissing(); err != nil {
-		return err
-	}
-	for _, dir := range []string{s.dir, s.tmp} {
-		if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-	}
-	return nil
+// ErrRemoved is wrapped by a Store's Swap when the write did not take
+// effect because the value it was to replace is gone, removed or replaced
+// by hand rather than by a write of the protocol (files: the holder's
+// version, or PATH.d, was deleted).
+var ErrRemoved = errors.New("liblease: the lease's record was removed or replaced by hand")
+
+// A Watcher is a Store that can tell Wait of changes to its register, so
+// that a standby wakes when the lease changes rather than at its next
+// poll. Wait finds it by a type assertion; a Store without it is polled.
+type Watcher interface {
+	// Watch starts watching the register for Wait. It returns nil where it
+	// cannot watch (Wait then polls). ctx is Wait's: the watch may end
+	// with it, and Wait calls Close in any case.
+	Watch(ctx context.Context) Watch
 }
 
-// cleanup removes versions well below n (which the caller just made newest)
-// and temp files old enough to be left by a crash: old-style ones, which
-// the listing shows, and every tempScanEvery versions those in tempDir. It
-// is best effort: a failure leaves litter, never an unsafe state. It
-// removes versions in ascending order, so that a version is gone only once
-// those below it are: put relies on that to notice a reused name cheaply.
-func (s *store) cleanup(n uint64, l listing) {
-	slices.Sort(l.versions)
-	for _, v := range l.versions {
-		if v+keepVersions < n {
-			os.Remove(s.versionPath(v))
-		}
-	}
-	removeStale(s.dir, l.temps)
-	if n%tempScanEvery != 0 {
-		return
-	}
-	var names []string
-	if scanDir(s.tmp, func(name []byte) { names = append(names, string(name)) }) == nil {
-		removeStale(s.tmp, names)
-	}
+// Watch is one watch of a register, used by one Wait from one goroutine.
+// It is a hint: Wait reads the lease with Load and writes only through
+// Swap, so a watch that misses or invents changes costs time, never
+// safety.
+type Watch interface {
+	// Complete reports whether every change is reported now, so that
+	// polling only guards against a lost report: Wait then polls once a
+	// TTL (at most 30s) rather than ten times (at least every second).
+	// Wait calls it before each Load: a watch that lost what it watched
+	// may put it back then, so that it reports what comes after the Load.
+	Complete() bool
+	// Ahead reports whether a write after the value at rev is known to
+	// have been made already, whose report will wake Sleep: Wait then
+	// sleeps rather than make a Swap that must lose. Files: the next
+	// version exists, made by another standby woken by the same change.
+	Ahead(rev Revision) bool
+	// Sleep returns nil once a change after the value at rev may have
+	// been made, or once timeout fires, and ctx.Err() once ctx ends.
+	Sleep(ctx context.Context, rev Revision, timeout <-chan time.Time) error
+	// Close ends the watch. It must not wait long: the new holder that
+	// Wait returns waits for it.
+	Close()
 }
-
-// removeStale removes the temp files names in dir that are old enough to
-// have been left by a crash.
-func removeStale(dir string, names []string) {
-	for _, name := range names {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Lstat(p); err == nil && time.Since(fi.ModTime()) > staleTempAge {
-			os.Remove(p)
-		}
-	}
-}
-
-// previousEpoch is the epoch the next acquisition must exceed when the
-// newest version can't tell: the published copy's, if any. It lets a user
-// delete PATH.d without resetting epochs; deleting both resets them.
-func (s *store) previousEpoch() uint64 {
-	if rec := s.published(); rec != nil {
-		return rec.Epoch
-	}
-	return 0
-}
-
-// published is the record of the published copy at path; nil if there is
-// none or it can't be read.
-func (s *store) published() *Record {
-	data, err := readFileBounded(s.path)
-	if err != nil {
-		return nil
-	}
-	rec, err := decodeRecord(data)
-	if err != nil {
-		return nil
-	}
-	return rec
-}
-
-// nextEpoch is the epoch of an acquisition that replaces v. While PATH.d is
-// intact every record the protocol writes has Epoch <= its version number
-// (an acquisition adds one to both, a renewal only to the version), so when
-// the newest record is unreadable, its version number + 1 exceeds every
-// epoch before it; the published copy covers a PATH.d deleted by hand.
-//
-// It reports false when the epochs are spent: the one before is the largest
-// there is, which only a hand-made record can hold, and wrapping round to 0
-// would make the new holder's record unreadable, so its lease free to all.
-func (s *store) nextEpoch(v view) (uint64, bool) {
-	var before uint64
-	if v.rec != nil {
-		before = v.rec.Epoch
-	} else {
-		before = max(v.seq, s.previousEpoch())
-	}
-	if before == math.MaxUint64 {
-		return 0, false
-	}
-	return before + 1, true
-}
-
-func (s *store) String() string { return fmt.Sprintf("lease %s", s.path) }

@@ -30,119 +30,90 @@ import (
 // I/O errors end the wait. A version that can't be opened though a listing
 // shows it is looked at again, as by Acquire, but no longer than ctx
 // allows. When ctx ends first, the error wraps both ErrHeld and ctx.Err().
+//
+// Wait(ctx, path, ...) is WaitStore(ctx, Files(path), ...).
 func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (*Lease, error) {
+	if path == "" {
+		return nil, errEmptyPath
+	}
+	return WaitStore(ctx, Files(path), ttl, opts...)
+}
+
+// WaitStore is Wait for the lease kept in st. Where st is a Watcher, a
+// change it reports wakes the standby at once; otherwise it reads the
+// lease every poll interval (by default ttl/10, between 10ms and 1s). Each
+// of its calls of st is bounded by ttl as well as by ctx.
+func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option) (*Lease, error) {
 	o := buildOptions(opts)
-	if err := validate(path, ttl, &o); err != nil {
+	if err := validate(st, ttl, &o); err != nil {
 		return nil, err
 	}
-	s := newStore(path)
-	if err := s.checkPath(); err != nil {
-		return nil, err
+	var w Watch
+	if ws, ok := st.(Watcher); ok {
+		w = ws.Watch(ctx)
 	}
-	changes := watch(s.dir)
-	defer changes.Close()
-	line := changes.line
-	// The line's timers run on the real clock: they pace the standbys'
-	// moves up the line (line_linux.go), not the lease. retry follows a
-	// failed move; handOver, armed once the standby leads, ends its hold on
-	// the place next in line.
-	retry, handOver := time.NewTimer(0), time.NewTimer(0)
-	retry.Stop()
-	handOver.Stop()
-	defer retry.Stop()
-	defer handOver.Stop()
-	handOverArmed := false
+	if w != nil {
+		defer w.Close()
+	}
 
 	var (
 		observed   bool
-		observedAt time.Time // when we first saw the newest version
-		observedV  uint64
+		observedAt time.Time // when we first saw the current value
+		observedV  Revision
 	)
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, waitError(ctx, s, err)
-		}
-		if line.leads() && !handOverArmed {
-			handOverArmed = true
-			handOver.Reset(handOverAfter)
+			return nil, waitError(st, ttl, &o, err)
 		}
 		// Before the read: a watch put back now reports what comes after.
-		complete := changes.complete()
+		complete := w != nil && w.Complete()
 		next := o.pollInterval
 		if next == 0 {
 			next = defaultPollInterval(ttl, complete)
 		}
-		v, err := s.readContext(ctx)
+		lctx := within(ctx, o.clock, o.clock.Now().Add(ttl))
+		v, rec, err := load(lctx, st)
+		lctx.release()
 		if err != nil {
-			if ctx.Err() != nil { // it ended while a stale view was looked at again
-				return nil, waitError(ctx, s, ctx.Err())
+			if cerr := ctx.Err(); cerr != nil {
+				return nil, waitError(st, ttl, &o, cerr)
 			}
 			return nil, err
 		}
 		now := o.clock.Now()
-		if !observed || v.seq != observedV {
-			observed, observedAt, observedV = true, now, v.seq
+		if !observed || v.Rev != observedV {
+			observed, observedAt, observedV = true, now, v.Rev
 		}
-		if v.rec == nil || v.rec.Released() || now.Sub(observedAt) >= v.rec.TTL {
+		if rec == nil || rec.Released() || now.Sub(observedAt) >= rec.TTL {
 			// If another standby woken by the same change has made the
-			// next version already, don't write one that must lose (its
-			// temp file would wake every other standby once more): the
-			// change that made it wakes us to read it.
-			if !s.exists(v.seq + 1) {
-				l, err := take(s, v, ttl, &o)
+			// next value already, don't write one that must lose (with
+			// files, its temp file would wake every other standby once
+			// more): the change that made it wakes us to read it.
+			if w == nil || !w.Ahead(v.Rev) {
+				l, err := take(st, v, rec, ttl, &o)
 				if l != nil || err != nil {
 					return l, err
 				}
-				continue // someone else made the next version: judge it anew
+				continue // someone else made the next value: judge it anew
 			}
 		} else {
-			next = min(next, v.rec.TTL-now.Sub(observedAt))
+			next = min(next, rec.TTL-now.Sub(observedAt))
 		}
 		timeout := o.clock.After(next)
-		for woken := false; !woken; {
+		if w != nil {
+			err = w.Sleep(ctx, v.Rev, timeout)
+		} else {
 			select {
 			case <-ctx.Done():
-				return nil, waitError(ctx, s, ctx.Err())
-			case <-changes.C:
-				// The creation of a version we have read already (another
-				// standby's takeover, read before its report came) is no
-				// news: sleep on without reading.
-				woken = changes.newest() > v.seq
-			case <-line.closed():
-				// Someone left a place in the line. A standby that died
-				// closed its gates before the kernel dropped its locks: if
-				// we cannot move up, try once more a moment later. A new
-				// head reads at once: versions made before it watched
-				// went unreported.
-				moved, lead := line.advance()
-				if !moved {
-					retry.Reset(retryAfter)
-				}
-				woken = lead
-			case <-retry.C:
-				_, woken = line.advance()
-			case <-handOver.C:
-				line.handOver()
+				err = ctx.Err()
 			case <-timeout:
-				// A standby ahead that is frozen or stuck never leaves its
-				// place: try to move up at every poll too.
-				line.advance()
-				woken = true
 			}
+		}
+		if err != nil {
+			return nil, waitError(st, ttl, &o, err)
 		}
 	}
 }
-
-// retryAfter is how long after a failed try to move up the line, on the
-// close of a gate, a standby tries once more.
-const retryAfter = 5 * time.Millisecond
-
-// handOverAfter is how long a standby that has moved up to the head of the
-// line keeps the place next in line before it lets the standbys behind it
-// take the place: by then the hand-off that moved it up, in which the
-// standby before it took the lease and starts its work, is over, and their
-// waking up no longer competes with that work for the CPU.
-const handOverAfter = 20 * time.Millisecond
 
 // defaultPollInterval is ttl/10, between 10ms and 1s, so that a change
 // made by another host is seen soon; but where every change is reported
@@ -158,11 +129,16 @@ func defaultPollInterval(ttl time.Duration, notified bool) time.Duration {
 	return min(max(ttl/10, 10*time.Millisecond), time.Second)
 }
 
-// waitError says that the wait ended, and who holds the lease. ctx has
-// ended: a stale view is not looked at again.
-func waitError(ctx context.Context, s *store, cause error) error {
-	if v, err := s.readContext(ctx); err == nil && v.rec != nil && !v.rec.Released() {
-		return fmt.Errorf("%w: gave up waiting: %w", heldError(ErrHeld, s.path, v.rec), cause)
+// waitErrorRead bounds waitError's read of the lease: the caller, whose
+// context ended, is owed a prompt answer more than a full one.
+const waitErrorRead = 2 * time.Second
+
+// waitError says that the wait ended, and who holds the lease.
+func waitError(st Store, ttl time.Duration, o *options, cause error) error {
+	ctx := within(context.Background(), o.clock, o.clock.Now().Add(min(ttl, waitErrorRead)))
+	defer ctx.release()
+	if _, rec, err := load(ctx, st); err == nil && rec != nil && !rec.Released() {
+		return fmt.Errorf("%w: gave up waiting: %w", heldError(ErrHeld, st, rec), cause)
 	}
-	return fmt.Errorf("%w: %s: gave up waiting: %w", ErrHeld, s.path, cause)
+	return fmt.Errorf("%w: %s: gave up waiting: %w", ErrHeld, st, cause)
 }

@@ -1,8 +1,10 @@
 package lease
 
 import (
+	"context"
 	"math"
 	"sync/atomic"
+	"time"
 )
 
 // changes delivers a value on C, coalesced, after a new version appeared in
@@ -82,3 +84,104 @@ func (n *notifier) report(v uint64) {
 	default:
 	}
 }
+
+// Watch starts the watch of the version directory (watch) for Wait, and
+// with it this standby's place in the line of the standbys (line_linux.go).
+// Where nothing can be watched, the watch never reports and Wait polls.
+func (s *fileStore) Watch(ctx context.Context) Watch {
+	// The line's timers run on the real clock: they pace the standbys'
+	// moves up the line, not the lease. retry follows a failed move;
+	// handOver, armed once the standby leads, ends its hold on the place
+	// next in line.
+	w := &fileWatch{s: s, c: watch(s.dir), retry: time.NewTimer(0), handOver: time.NewTimer(0)}
+	w.retry.Stop()
+	w.handOver.Stop()
+	return w
+}
+
+// fileWatch is the Watch of a file lease.
+type fileWatch struct {
+	s               *fileStore
+	c               changes
+	retry, handOver *time.Timer
+	handOverArmed   bool
+}
+
+// Complete reports whether the version directory is watched on a local
+// filesystem (changes.complete, which puts a lost watch back). Called
+// before each read, it also starts the hand-over of the place next in line
+// once this standby leads.
+func (w *fileWatch) Complete() bool {
+	if w.c.line.leads() && !w.handOverArmed {
+		w.handOverArmed = true
+		w.handOver.Reset(handOverAfter)
+	}
+	return w.c.complete()
+}
+
+// Ahead reports whether the version after rev exists.
+func (w *fileWatch) Ahead(rev Revision) bool {
+	n, _ := parseDecimal(rev)
+	return w.s.exists(n + 1)
+}
+
+func (w *fileWatch) Close() {
+	w.retry.Stop()
+	w.handOver.Stop()
+	w.c.Close()
+}
+
+// Sleep waits for the creation of a version after rev, for a move up the
+// line that makes this standby the head, or for timeout.
+func (w *fileWatch) Sleep(ctx context.Context, rev Revision, timeout <-chan time.Time) error {
+	seen, _ := parseDecimal(rev)
+	line := w.c.line
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.c.C:
+			// The creation of a version we have read already (another
+			// standby's takeover, read before its report came) is no
+			// news: sleep on without reading.
+			if w.c.newest() > seen {
+				return nil
+			}
+		case <-line.closed():
+			// Someone left a place in the line. A standby that died
+			// closed its gates before the kernel dropped its locks: if
+			// we cannot move up, try once more a moment later. A new
+			// head reads at once: versions made before it watched
+			// went unreported.
+			moved, lead := line.advance()
+			if !moved {
+				w.retry.Reset(retryAfter)
+			}
+			if lead {
+				return nil
+			}
+		case <-w.retry.C:
+			if _, lead := line.advance(); lead {
+				return nil
+			}
+		case <-w.handOver.C:
+			line.handOver()
+		case <-timeout:
+			// A standby ahead that is frozen or stuck never leaves its
+			// place: try to move up at every poll too.
+			line.advance()
+			return nil
+		}
+	}
+}
+
+// retryAfter is how long after a failed try to move up the line, on the
+// close of a gate, a standby tries once more.
+const retryAfter = 5 * time.Millisecond
+
+// handOverAfter is how long a standby that has moved up to the head of the
+// line keeps the place next in line before it lets the standbys behind it
+// take the place: by then the hand-off that moved it up, in which the
+// standby before it took the lease and starts its work, is over, and their
+// waking up no longer competes with that work for the CPU.
+const handOverAfter = 20 * time.Millisecond

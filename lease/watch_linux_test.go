@@ -70,7 +70,7 @@ func TestWaitWatchesTheNewDirectory(t *testing.T) {
 			t.Cleanup(letGo) // before the Wait is stopped
 			waitFor(t, "the standby watching the version directory", func() bool { return dirWatches(dir) == 1 })
 
-			v, err := newStore(path).read()
+			v, err := newFileStore(path).read()
 			if err != nil {
 				t.Fatal(err)
 			}

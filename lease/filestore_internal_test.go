@@ -36,7 +36,7 @@ func TestStaleWriterReusingRemovedVersionLoses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := newStore(path)
+	s := newFileStore(path)
 	v, err := s.read()
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestStaleWriterReusingRemovedVersionLoses(t *testing.T) {
 		t.Fatalf("version %d was not cleaned up (stat: %v)", cleanupVictim, err)
 	}
 	o := buildOptions([]Option{WithClock(clk)})
-	taken, err := take(s, oldView, ttl, &o)
+	taken, err := take(s, Value{Rev: rev(oldView.seq)}, oldView.rec, ttl, &o)
 	if err != nil || taken != nil {
 		t.Fatalf("stale take after version %d: %v, %v; want nil, nil", oldView.seq, taken, err)
 	}
@@ -129,7 +129,7 @@ func TestPutRefusesWhenNewerExists(t *testing.T) {
 	if err := l.Renew(); err != nil { // versions 1, 2
 		t.Fatal(err)
 	}
-	s := newStore(path)
+	s := newFileStore(path)
 	if err := os.Remove(s.versionPath(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -219,8 +219,8 @@ func TestRenewalLinkedAfterDeadlineLists(t *testing.T) {
 	if err := h.Renew(); err != nil { // version 2
 		t.Fatal(err)
 	}
-	s := newStore(path)
-	prev := h.seq
+	s := newFileStore(path)
+	prev := h.version()
 	prevBytes, err := os.ReadFile(s.versionPath(prev))
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +241,7 @@ func TestRenewalLinkedAfterDeadlineLists(t *testing.T) {
 		if taker, err = Acquire(path, ttl, WithClock(clk)); err != nil {
 			t.Fatalf("challenger's Acquire: %v", err)
 		}
-		for taker.seq < 2*cleanupEvery {
+		for taker.version() < 2*cleanupEvery {
 			clk.Advance(time.Second)
 			if err := taker.Renew(); err != nil {
 				t.Fatalf("challenger's Renew: %v", err)
@@ -273,8 +273,8 @@ func TestRenewalLinkedAfterDeadlineLists(t *testing.T) {
 		t.Fatalf("published record %s, want the challenger's (%s)", published, taker.InstanceID())
 	}
 	v, err := s.read()
-	if err != nil || v.seq != taker.seq || v.rec == nil || v.rec.InstanceID != taker.InstanceID() {
-		t.Fatalf("newest version %d %+v, %v; want %d held by the challenger", v.seq, v.rec, err, taker.seq)
+	if err != nil || v.seq != taker.version() || v.rec == nil || v.rec.InstanceID != taker.InstanceID() {
+		t.Fatalf("newest version %d %+v, %v; want %d held by the challenger", v.seq, v.rec, err, taker.version())
 	}
 	if err := taker.Renew(); err != nil {
 		t.Fatalf("challenger's Renew after the stale renewal: %v", err)
@@ -300,14 +300,14 @@ func TestRenewalInTimeSkipsListing(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := 0
-		if l.seq%cleanupEvery == 0 {
+		if l.version()%cleanupEvery == 0 {
 			want = 1
 		}
 		if lists != want {
-			t.Fatalf("renewal to version %d listed the directory %d times, want %d", l.seq, lists, want)
+			t.Fatalf("renewal to version %d listed the directory %d times, want %d", l.version(), lists, want)
 		}
 	}
-	if l.seq%cleanupEvery == cleanupEvery-1 {
+	if l.version()%cleanupEvery == cleanupEvery-1 {
 		t.Fatal("the release would fall on a cleanup version")
 	}
 	lists = 0
@@ -317,7 +317,7 @@ func TestRenewalInTimeSkipsListing(t *testing.T) {
 	if lists != 0 {
 		t.Fatalf("release in time listed the directory %d times, want 0", lists)
 	}
-	v, err := newStore(path).read()
+	v, err := newFileStore(path).read()
 	if err != nil || v.rec == nil || !v.rec.Released() || v.rec.InstanceID != l.InstanceID() {
 		t.Fatalf("after Release: newest %d %+v, %v; want released by %s", v.seq, v.rec, err, l.InstanceID())
 	}
@@ -332,7 +332,7 @@ func TestRenewalInTimeSkipsListing(t *testing.T) {
 	if err := l.Renew(); !errors.Is(err, ErrLost) {
 		t.Fatalf("Renew after the deadline: %v, want ErrLost", err)
 	}
-	if v, err := newStore(path).read(); err != nil || v.rec == nil || !v.rec.Released() {
+	if v, err := newFileStore(path).read(); err != nil || v.rec == nil || !v.rec.Released() {
 		t.Fatalf("the lapsed handle did not give its version up: %+v, %v", v.rec, err)
 	}
 	if lists < 2 { // lostError's read, then giveUp's put
@@ -349,9 +349,9 @@ func TestPutTrustsTheClockOnlyAfterTheLink(t *testing.T) {
 	const n = 2
 	rec := Record{InstanceID: "holder", PID: 1, Host: "h", TTL: time.Minute, Epoch: 1,
 		AcquiredAt: time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC), RenewedAt: time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)}
-	setup := func(t *testing.T, n uint64) *store {
+	setup := func(t *testing.T, n uint64) *fileStore {
 		t.Helper()
-		s := newStore(filepath.Join(t.TempDir(), "lease"))
+		s := newFileStore(filepath.Join(t.TempDir(), "lease"))
 		if err := s.makeDir(); err != nil {
 			t.Fatal(err)
 		}
@@ -367,7 +367,7 @@ func TestPutTrustsTheClockOnlyAfterTheLink(t *testing.T) {
 		name   string
 		n      uint64
 		inTime func() bool
-		prep   func(t *testing.T, s *store) func() bool // may replace inTime
+		prep   func(t *testing.T, s *fileStore) func() bool // may replace inTime
 		want   outcome
 	}{
 		{name: "in time", n: n, inTime: always, want: won},
@@ -375,14 +375,14 @@ func TestPutTrustsTheClockOnlyAfterTheLink(t *testing.T) {
 		{name: "expired", n: n, inTime: func() bool { return false }, want: lost},
 		{name: "cleanup version", n: cleanupEvery, inTime: always, want: lost},
 		{name: "previous version gone", n: n, inTime: always, want: lost,
-			prep: func(t *testing.T, s *store) func() bool {
+			prep: func(t *testing.T, s *fileStore) func() bool {
 				if err := os.Remove(s.versionPath(n - 1)); err != nil {
 					t.Fatal(err)
 				}
 				return always
 			}},
 		{name: "deadline passes before the link", n: n, want: lost,
-			prep: func(t *testing.T, s *store) func() bool {
+			prep: func(t *testing.T, s *fileStore) func() bool {
 				linked := false
 				setHooks(t, func() { linked = true }, nil)
 				return func() bool { return !linked }
@@ -558,7 +558,7 @@ func TestCleanupRemovesStaleTemps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(path)
+	s := newFileStore(path)
 	old := time.Now().Add(-2 * staleTempAge)
 	var stale, fresh []string
 	for _, p := range []string{filepath.Join(s.tmp, "crashed"), filepath.Join(s.dir, tempPrefix+"crashed")} {
@@ -580,8 +580,8 @@ func TestCleanupRemovesStaleTemps(t *testing.T) {
 		_, err := os.Lstat(p)
 		return errors.Is(err, fs.ErrNotExist)
 	}
-	for l.seq < tempScanEvery {
-		if l.seq == cleanupEvery && !gone(stale[1]) {
+	for l.version() < tempScanEvery {
+		if l.version() == cleanupEvery && !gone(stale[1]) {
 			t.Fatalf("old-style temp file %s left after the first cleanup", stale[1])
 		}
 		clk.Advance(time.Second)
@@ -591,7 +591,7 @@ func TestCleanupRemovesStaleTemps(t *testing.T) {
 	}
 	for _, p := range stale {
 		if !gone(p) {
-			t.Errorf("stale temp file %s left after version %d", p, l.seq)
+			t.Errorf("stale temp file %s left after version %d", p, l.version())
 		}
 	}
 	for _, p := range fresh {
