@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 
 // acquire takes the lease, or with cfg.Wait stands by for it, for
 // cfg.WaitTimeout at most. Its errors are those of lease.Acquire and
-// lease.Wait, an I/O error with the lease's path added.
+// lease.Wait, an I/O error as an *IOError.
 func acquire(ctx context.Context, cfg *Config) (*lease.Lease, error) {
 	if !cfg.Wait {
 		l, err := lease.Acquire(cfg.Path, cfg.TTL, cfg.leaseOptions()...)
@@ -35,13 +34,13 @@ func acquire(ctx context.Context, cfg *Config) (*lease.Lease, error) {
 	return l, acquireError(cfg, err)
 }
 
-// acquireError names the lease in an I/O error: one that is not about the
-// lease being held, or a setting.
+// acquireError makes an *IOError of an error that is not about the lease
+// being held, or a setting.
 func acquireError(cfg *Config, err error) error {
 	if err == nil || errors.Is(err, lease.ErrHeld) || errors.Is(err, lease.ErrInvalid) {
 		return err
 	}
-	return fmt.Errorf("lease %s: %w", cfg.Path, err)
+	return &IOError{Path: cfg.Path, Err: err}
 }
 
 // release gives the lease up, and logs what became of it. It may hang in a

@@ -44,6 +44,16 @@ func (e *InterruptedError) Error() string {
 	return "interrupted by " + signalName(e.Signal) + " while taking the lease " + e.Path
 }
 
+// IOError reports that the lease file could not be read or written while
+// the lease was being taken.
+type IOError struct {
+	Path string
+	Err  error
+}
+
+func (e *IOError) Error() string { return "lease " + e.Path + ": " + e.Err.Error() }
+func (e *IOError) Unwrap() error { return e.Err }
+
 // LostError reports that the lease was lost, or could no longer be kept, while
 // the command or function ran. errors.Is(err, lease.ErrLost) is true.
 type LostError struct {

@@ -27,8 +27,8 @@ const (
 //     checked before the lease is taken);
 //   - lease.Acquire's or lease.Wait's, which wraps lease.ErrHeld when the
 //     lease is held (and context.DeadlineExceeded when cfg.WaitTimeout
-//     passed), lease.ErrInvalid for a bad lease setting, and is otherwise
-//     an I/O error on the lease file, naming it;
+//     passed) or lease.ErrInvalid for a bad lease setting;
+//   - an *IOError when the lease file could not be read or written;
 //   - an *InterruptedError when a TERM, INT, HUP or QUIT ended the wait,
 //     after giving back a lease it was taking (for cfg.TTL at most, or until
 //     a second such signal);

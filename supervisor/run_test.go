@@ -138,7 +138,7 @@ func TestRunIOError(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Path = filepath.Join(t.TempDir(), "missing", "lease")
 	err := Run(context.Background(), cfg, sh("exit 0"))
-	if err == nil || errors.Is(err, lease.ErrHeld) || errors.Is(err, lease.ErrInvalid) || !strings.Contains(err.Error(), cfg.Path) {
+	if ioErr := (*IOError)(nil); !errors.As(err, &ioErr) || ioErr.Path != cfg.Path || !strings.Contains(err.Error(), cfg.Path) {
 		t.Fatalf("Run = %v; want an I/O error naming the path", err)
 	}
 }

@@ -136,9 +136,10 @@ func (r *runCmd) exitCode(err error) int {
 		return exitNotFound
 	case errors.Is(err, supervisor.ErrCannotExec):
 		return exitCannotExec
-	default:
-		return exitIO // the lease file could not be read or written
+	case errors.As(err, new(*supervisor.IOError)):
+		return exitIO
 	}
+	return 1
 }
 
 // logFlushTimeout bounds how long leaserun waits, before it exits, for a
