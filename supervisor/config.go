@@ -80,8 +80,9 @@ func NewConfig(path string, ttl time.Duration) Config {
 }
 
 // ConfigError is a Config that Validate rejects. Its message names fields
-// by their names in Config ("RenewInterval 5s must be less than TTL 3s"),
-// so that a program can name them as its user knows them.
+// by their names in Config ("RenewInterval: 5s: must be less than TTL 3s"),
+// so that a program can name them as its user knows them (the leaserun
+// command, as its flags).
 type ConfigError struct {
 	Field string // the field at fault
 	Msg   string
