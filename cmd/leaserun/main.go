@@ -38,10 +38,6 @@ type cli struct {
 	Status statusCmd `cmd:"" help:"Print the lease's record as JSON, with expires_at and state; exit 0 if it is held."`
 }
 
-// command is one of leaserun's commands: kong fills in its flags and calls
-// its Validate, and Main its Run.
-type command interface{ Run(*kong.Context) error }
-
 // Main runs leaserun with args and returns its exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
 	var c cli
@@ -65,11 +61,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case err != nil:
 		return usage(stderr, err)
 	}
-	// The selected command's Run, as kctx.Run would call it, but without
-	// the reflection kctx.Run goes through and its pass of kong's hooks over
-	// every flag after it, which show in the start-up time (see the README's
-	// Performance section).
-	err = kctx.Selected().Target.Addr().Interface().(command).Run(kctx)
+	err = kctx.Run()
 	var status exitStatus
 	switch {
 	case err == nil:
