@@ -183,13 +183,22 @@ func (d *versionDir) list() (listing, error) {
 func (s *fileStore) list() (listing, error) {
 	d, err := s.openDir()
 	if errors.Is(err, fs.ErrNotExist) {
-		return listing{}, s.checkMissing()
+		return listing{}, s.listMissing()
 	}
 	if err != nil {
 		return listing{}, err
 	}
 	defer d.Close()
 	return d.list()
+}
+
+// listMissing is the listing of a version directory that is missing: an
+// empty lease, if checkMissing finds that the path can hold one.
+func (s *fileStore) listMissing() error {
+	if testHookList != nil {
+		testHookList()
+	}
+	return s.checkMissing()
 }
 
 // checkMissing tells a lease that was never written (fine) from a path that
@@ -256,7 +265,7 @@ func (s *fileStore) readContext(ctx context.Context) (view, error) {
 func (s *fileStore) readOnce() (view, error) {
 	d, err := s.openDir()
 	if errors.Is(err, fs.ErrNotExist) {
-		return view{}, s.checkMissing()
+		return view{}, s.listMissing()
 	}
 	if err != nil {
 		return view{}, err
