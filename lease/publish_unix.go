@@ -15,7 +15,7 @@ import (
 // that a symlink swapped in at PATH.d or PATH.d/tmp since cannot make it
 // move another directory's file.
 func (d *versionDir) publish(temp, path string) error {
-	dir, err := d.tmp.Open(".")
+	dir, err := d.tmp.OpenFile(".", os.O_RDONLY|noPoll, 0)
 	if err != nil {
 		return inDir(err, d.s.tmp, ".")
 	}
