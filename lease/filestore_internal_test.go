@@ -457,44 +457,6 @@ func TestInTime(t *testing.T) {
 	}
 }
 
-// The codec encodes exactly as encodeRecord does.
-func TestRecordCodec(t *testing.T) {
-	zones := []*time.Location{time.UTC, time.FixedZone("x", -(3*3600 + 30*60)), time.FixedZone("y", 14*3600)}
-	at := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
-	bases := []Record{
-		{InstanceID: "a", PID: 1, Host: "h", AcquiredAt: at, RenewedAt: at, TTL: time.Second, Epoch: 1},
-		{InstanceID: `q"uo\te,"renewed_at":"x`, PID: 1 << 30, Host: `<&>,"ttl":1`, AcquiredAt: at.Add(123456789),
-			RenewedAt: at, TTL: 90 * time.Minute, Epoch: 1 << 60,
-			Meta: map[string]string{"k": `,"renewed_at":`, "é": "\xff\x00", "z": ""}},
-		{InstanceID: "b", Host: "", AcquiredAt: at, RenewedAt: at, TTL: 1, Epoch: 7, Meta: map[string]string{}},
-	}
-	for i, base := range bases {
-		c := newRecordCodec(&base, encodeRecord(&base))
-		if c == nil {
-			t.Fatalf("record %d: no codec", i)
-		}
-		for _, z := range zones {
-			for _, d := range []time.Duration{0, 1, 1000, 123456000, 999999999, 48 * time.Hour} {
-				for _, ttl := range []time.Duration{0, 1, time.Minute, 1<<63 - 1} {
-					r := base
-					r.RenewedAt = at.Add(d).In(z)
-					r.TTL = ttl
-					if got, want := c.encode(&r), encodeRecord(&r); !bytes.Equal(got, want) {
-						t.Fatalf("record %d: encode = %s, encodeRecord = %s", i, got, want)
-					}
-				}
-			}
-		}
-	}
-	if c := newRecordCodec(&bases[0], []byte(`{"instance_id":"a"}`)); c != nil {
-		t.Fatal("codec from a foreign encoding")
-	}
-	var none *recordCodec
-	if got, want := none.encode(&bases[1]), encodeRecord(&bases[1]); !bytes.Equal(got, want) {
-		t.Fatalf("nil codec: %s, want %s", got, want)
-	}
-}
-
 // parseDecimal accepts exactly the canonical decimals from 1 to
 // math.MaxUint64, as strconv does.
 func TestParseDecimal(t *testing.T) {

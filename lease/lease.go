@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,61 +84,7 @@ type Lease struct {
 	released bool
 	pending  *attempt // a write whose outcome an error hid
 
-	codec *recordCodec // encodes this handle's records; set once by take
-	held  func() bool  // inTime, the Write.Held of the handle's writes; set once by take
-}
-
-// recordCodec encodes the records of one handle without reflection. They
-// differ only in RenewedAt and TTL (renewals and releases copy the rest from
-// the acquisition), so it keeps the JSON around those two values, as
-// encodeRecord made it for the acquisition; encoding/json took a twentieth of
-// a renewal. A nil codec encodes with encodeRecord.
-type recordCodec struct {
-	head []byte // the JSON up to and including the key "renewed_at"
-	tail []byte // the JSON after the value of "ttl"
-}
-
-// newRecordCodec makes a codec from r and data, encodeRecord(r). It returns
-// nil if data is not shaped as expected, or if the codec would not encode r
-// exactly as data.
-func newRecordCodec(r *Record, data []byte) *recordCodec {
-	// A quote inside a JSON string is escaped, so the first `,"renewed_at":`
-	// is the key, not part of a value before it.
-	const renewedKey, ttlKey = `,"renewed_at":`, `","ttl":`
-	i := bytes.Index(data, []byte(renewedKey))
-	if i < 0 {
-		return nil
-	}
-	head := data[:i+len(renewedKey)]
-	j := bytes.Index(data[len(head):], []byte(ttlKey))
-	if j < 0 {
-		return nil
-	}
-	rest := data[len(head)+j+len(ttlKey):]
-	k := 0
-	for k < len(rest) && (rest[k] == '-' || '0' <= rest[k] && rest[k] <= '9') {
-		k++
-	}
-	c := &recordCodec{head: slices.Clone(head), tail: slices.Clone(rest[k:])}
-	if !bytes.Equal(c.encode(r), data) {
-		return nil
-	}
-	return c
-}
-
-// encode returns encodeRecord(r) for a record of the codec's handle.
-func (c *recordCodec) encode(r *Record) []byte {
-	if c == nil {
-		return encodeRecord(r)
-	}
-	at, err := r.RenewedAt.MarshalJSON() // as encoding/json writes it
-	if err != nil {
-		return encodeRecord(r)
-	}
-	b := make([]byte, 0, len(c.head)+len(at)+len(`,"ttl":`)+20+len(c.tail))
-	b = append(append(b, c.head...), at...)
-	b = strconv.AppendInt(append(b, `,"ttl":`...), int64(r.TTL), 10)
-	return append(b, c.tail...)
+	held func() bool // inTime, the Write.Held of the handle's writes; set once by take
 }
 
 // attempt is one write whose result is not known yet.
@@ -429,7 +373,7 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 		abandon(st, data, rec, ttl, o)
 		return nil, err
 	}
-	l := &Lease{st: st, ttl: ttl, clock: o.clock, rev: rev, codec: newRecordCodec(&rec, data)}
+	l := &Lease{st: st, ttl: ttl, clock: o.clock, rev: rev}
 	l.held = l.inTime // made once: a method value passed to a Store escapes
 	l.setDeadline(start)
 	l.record.Store(&rec)
@@ -604,7 +548,7 @@ func (l *Lease) renew() error {
 	prev := l.record.Load()
 	rec := *prev
 	rec.RenewedAt = start.Round(0)
-	data := l.codec.encode(&rec)
+	data := encodeRecord(&rec)
 	if len(data) > MaxRecordSize {
 		// Readers would find it unreadable, hence free.
 		return errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", l.st, len(data), MaxRecordSize)
@@ -754,7 +698,7 @@ func (l *Lease) giveUp() error {
 	rec := *l.record.Load()
 	rec.TTL = 0
 	rec.RenewedAt = start.Round(0)
-	data := l.codec.encode(&rec)
+	data := encodeRecord(&rec)
 	ctx := l.callContext()
 	defer ctx.release()
 	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.held})
