@@ -263,10 +263,6 @@ var hostname = sync.OnceValue(func() string {
 	return h
 })
 
-// pid is os.Getpid, which is a system call each time; a Go process never
-// changes its pid.
-var pid = sync.OnceValue(os.Getpid)
-
 // nextEpoch is the epoch of an acquisition that replaces v, whose record
 // is rec: one more than rec's, or than v.Floor when there is no readable
 // record (every epoch written before is at most Floor).
@@ -345,7 +341,7 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 	wall := start.Round(0)
 	rec := Record{
 		InstanceID: uuid.NewString(),
-		PID:        pid(),
+		PID:        os.Getpid(),
 		Host:       hostname(),
 		AcquiredAt: wall,
 		RenewedAt:  wall,
