@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,10 +87,6 @@ var (
 // would wake every standby watching it.
 const tempDir = "tmp"
 
-// tempPrefix names the temp files that versions before tempDir made in the
-// version directory itself; cleanup removes those left by a crash.
-const tempPrefix = "tmp-"
-
 // Files returns the Store of the file lease at path: the versions of its
 // record in the directory PATH.d, each made by an exclusive link(2), and
 // the newest published to PATH by a rename (see the package documentation
@@ -126,7 +121,6 @@ type view struct {
 type listing struct {
 	newest   uint64
 	versions []uint64
-	temps    []string // old-style temp files (tempPrefix)
 }
 
 // parseVersion accepts only canonical decimal names, so no version has two
@@ -172,24 +166,9 @@ func (d *versionDir) list() (listing, error) {
 		if n, ok := parseDecimal(name); ok {
 			l.versions = append(l.versions, n)
 			l.newest = max(l.newest, n)
-		} else if strings.HasPrefix(name, tempPrefix) {
-			l.temps = append(l.temps, name)
 		}
 	}
 	return l, nil
-}
-
-// list reads the version directory. A missing directory is an empty lease.
-func (s *fileStore) list() (listing, error) {
-	d, err := s.openDir()
-	if errors.Is(err, fs.ErrNotExist) {
-		return listing{}, s.listMissing()
-	}
-	if err != nil {
-		return listing{}, err
-	}
-	defer d.Close()
-	return d.list()
 }
 
 // listMissing is the listing of a version directory that is missing: an
@@ -549,9 +528,8 @@ var (
 )
 
 // cleanup removes versions well below n (which the caller just made newest)
-// and temp files old enough to be left by a crash: old-style ones, which
-// the listing shows, and every tempScanEvery versions those in tempDir. It
-// is best effort: a failure leaves litter, never an unsafe state. It
+// and, every tempScanEvery versions, temp files in tempDir old enough to
+// be left by a crash. It is best effort: a failure leaves litter, never an unsafe state. It
 // removes versions in ascending order, so that a version is gone only once
 // those below it are: put relies on that to notice a reused name cheaply.
 func (d *versionDir) cleanup(n uint64, l listing) {
@@ -561,7 +539,6 @@ func (d *versionDir) cleanup(n uint64, l listing) {
 			d.root.Remove(strconv.FormatUint(v, 10))
 		}
 	}
-	removeStale(d.root, l.temps)
 	if n%tempScanEvery != 0 {
 		return
 	}
