@@ -459,6 +459,12 @@ func (w *worker) renew(h *hold, iv *interval) (ended bool) {
 			iv.EndedBy = "lost"
 		}
 		return true
+	case errors.Is(err, context.DeadlineExceeded) && h.l.Expired():
+		// A store that waits on the network ends a renewal's calls at the
+		// holder's deadline, as the Store contract asks: a renewal begun
+		// just before it ran out of time, and the handle lapsed.
+		w.lapsed(iv)
+		return true
 	case w.cfg.Faults:
 		// An injected fault: the handle holds until its deadline unless
 		// a retry succeeds.
