@@ -36,9 +36,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fakes3:", err)
 		os.Exit(1)
 	}
-	fmt.Println(srv.URL)
 	done := make(chan os.Signal, 1)
 	signal.Notify(done, syscall.SIGTERM, os.Interrupt)
+	fmt.Println(srv.URL)
 	<-done
 	srv.Close()
 }
