@@ -131,7 +131,7 @@ func New(client *s3.Client, bucket, key string) (*Store, error) {
 		return nil, fmt.Errorf("%w: s3store.New needs a bucket and a key", ErrLocation)
 	}
 	loc := &Location{Bucket: bucket, Key: key}
-	return newStore(s3.New(client.Options()), bucket, key, loc.String()), nil
+	return newStore(client, bucket, key, loc.String()), nil
 }
 
 func newStore(client *s3.Client, bucket, key, name string) *Store {

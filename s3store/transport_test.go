@@ -169,11 +169,6 @@ func isPut(r *http.Request, key string) bool {
 	return r.Method == http.MethodPut && requestKey(r) == key
 }
 
-// isProbe reports whether r is about a probe object of key.
-func isProbe(r *http.Request, key string) bool {
-	return strings.HasPrefix(requestKey(r), key+".probe-")
-}
-
 // once returns a rule that applies f to the first request that match
 // selects, and nothing to others.
 func once(match func(*http.Request) bool, f fault) func(*http.Request) fault {
