@@ -5,10 +5,12 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/leaserun/leaserun/lease"
+	"github.com/leaserun/leaserun/lease/leasetest"
 )
 
 func TestDoReturnsFnError(t *testing.T) {
@@ -38,7 +40,7 @@ func TestDoRenews(t *testing.T) {
 	cfg := testConfig(t)
 	// Renewals every 500ms have a whole second of slack each, even on a
 	// loaded machine.
-	cfg.TTL, cfg.RenewInterval, cfg.Grace, cfg.Margin = 2*time.Second, 500*time.Millisecond, NoGrace, 100*time.Millisecond
+	cfg.TTL, cfg.RenewInterval, cfg.Grace, cfg.Margin = 2*time.Second, 500*time.Millisecond, 0, 100*time.Millisecond
 	err := Do(context.Background(), cfg, func(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
@@ -61,8 +63,8 @@ func TestDoHeld(t *testing.T) {
 	defer l.Release()
 	called := false
 	err = Do(context.Background(), cfg, func(context.Context) error { called = true; return nil })
-	if !errors.Is(err, lease.ErrHeld) || ExitCode(err) != ExitHeld || called {
-		t.Fatalf("Do = %v (status %d), called %v; want held", err, ExitCode(err), called)
+	if !errors.Is(err, lease.ErrHeld) || called {
+		t.Fatalf("Do = %v, called %v; want held", err, called)
 	}
 }
 
@@ -93,7 +95,7 @@ func TestDoWaits(t *testing.T) {
 	defer l.Release()
 	cfg.WaitTimeout = 50 * time.Millisecond
 	err = Do(context.Background(), cfg, func(context.Context) error { return nil })
-	if !errors.Is(err, lease.ErrHeld) || !errors.Is(err, context.DeadlineExceeded) || ExitCode(err) != ExitHeld {
+	if !errors.Is(err, lease.ErrHeld) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Do = %v, want held after the wait timeout", err)
 	}
 }
@@ -169,7 +171,39 @@ func TestDoParentCancel(t *testing.T) {
 
 func TestDoUsage(t *testing.T) {
 	err := Do(context.Background(), Config{}, func(context.Context) error { return nil })
-	if !errors.Is(err, ErrUsage) {
+	if ce := (*ConfigError)(nil); !errors.As(err, &ce) {
 		t.Fatalf("Do = %v, want a usage error", err)
+	}
+}
+
+// TestDoOnAStore: with Config.Store, the lease is the store's, not a file's,
+// and Path defaults to the store's name.
+func TestDoOnAStore(t *testing.T) {
+	cfg := testConfig(t)
+	st := leasetest.NewMemStore("mem://job")
+	cfg.Store, cfg.Path = st, ""
+	var during lease.Status
+	err := Do(context.Background(), cfg, func(ctx context.Context) error {
+		var err error
+		during, err = lease.ReadStore(ctx, st)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Do = %v", err)
+	}
+	if during.State != lease.StateHeld {
+		t.Errorf("while fn ran the store's lease was %v, want held", during.State)
+	}
+	after, err := lease.ReadStore(context.Background(), st)
+	if err != nil || after.State != lease.StateReleased {
+		t.Errorf("after Do the store's lease is %v (%v), want released", after.State, err)
+	}
+	held, err := lease.AcquireStore(st, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	if err := Do(context.Background(), cfg, func(context.Context) error { return nil }); !errors.Is(err, lease.ErrHeld) || !strings.Contains(err.Error(), "mem://job") {
+		t.Errorf("Do on a held store = %v, want ErrHeld naming mem://job", err)
 	}
 }
