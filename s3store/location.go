@@ -6,13 +6,21 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/leaserun/leaserun/lease"
 )
 
 // ErrLocation is wrapped by the errors of Open for a location that is not
 // an S3 lease: an unknown scheme, a missing bucket or key, a malformed URL,
-// an unknown or bad query parameter, credentials in the URL. leaserun
-// reports it as a usage error (exit 64) naming --lease.
-var ErrLocation = errors.New("s3store: bad lease location")
+// an unknown or bad query parameter, credentials in the URL, no region.
+// It wraps lease.ErrInvalid, which leaserun reports as a usage error (exit
+// 64) naming --lease.
+var ErrLocation error = locationSentinel{}
+
+type locationSentinel struct{}
+
+func (locationSentinel) Error() string { return "s3store: bad lease location" }
+func (locationSentinel) Unwrap() error { return lease.ErrInvalid }
 
 // Location is a parsed s3:// location: s3://BUCKET/KEY?region=&endpoint=&path_style=.
 type Location struct {

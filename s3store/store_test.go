@@ -67,7 +67,7 @@ func TestParseLocation(t *testing.T) {
 	}
 	for in, want := range bad {
 		_, err := s3store.ParseLocation(in)
-		if !errors.Is(err, s3store.ErrLocation) || !strings.Contains(err.Error(), want) {
+		if !errors.Is(err, s3store.ErrLocation) || !errors.Is(err, lease.ErrInvalid) || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseLocation(%q): %v, want ErrLocation saying %q", in, err, want)
 		}
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
