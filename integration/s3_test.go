@@ -325,3 +325,24 @@ func TestS3NotEnforced(t *testing.T) {
 		t.Errorf("the lease's object: %s, want none", resp.Status)
 	}
 }
+
+// TestS3BadLocation: a bad s3:// location is a usage error naming --lease,
+// and a password in it is never shown.
+func TestS3BadLocation(t *testing.T) {
+	if _, err := s3Built(); err != nil {
+		t.Fatal(err)
+	}
+	for loc, want := range map[string]string{
+		"s3://bucket":                                 "no key",
+		"s3://bucket/k?regoin=eu-west-1":              "unknown parameter",
+		"s3://AKIAEXAMPLE:hunter2@bucket/k":           "credentials",
+		"s3://bucket/k?endpoint=http://u:hunter2@h:1": "credentials",
+	} {
+		for _, cmd := range [][]string{{"--lease", loc, "--", "true"}, {"status", "--lease", loc}} {
+			_, errb, code := leaserunS3(t, cmd...)
+			if code != 64 || !strings.Contains(errb, "--lease") || !strings.Contains(errb, want) || strings.Contains(errb, "hunter2") {
+				t.Errorf("leaserun %q: status %d, stderr %q; want 64, naming --lease and saying %q, without the password", cmd, code, errb, want)
+			}
+		}
+	}
+}
