@@ -30,13 +30,6 @@ import (
 //   - cleanup removes only versions below the writer's own, so the highest
 //     version is never removed, and a stale writer that recreates an old,
 //     removed name finds a higher version beside it and knows it lost;
-//   - a holder's renewal or release of n+1 whose link returned while its
-//     version n was still unexpired by its clocks created n+1 for the first
-//     time (no challenger may build on n before n expires), so it needs no
-//     listing to know it won (Lemma 2a). Should the clocks be wrong, a
-//     reused name n+1 is still caught: cleanup removes versions in
-//     ascending order, so n is gone too and the holder lists; and every
-//     cleanupEvery'th version is listed regardless.
 //
 // Every operation on a version or a temp file goes through an os.Root on
 // PATH.d, opened without following a symlink at it (openDir), so that no
@@ -371,25 +364,14 @@ const (
 // next acquisition then takes epoch n+1, still above the lost one's
 // (nextEpoch).
 //
-// inTime is nil for an acquisition. For a holder's renewal or release it
-// reports whether version n-1 is the holder's own unreleased record and
-// still unexpired by the holder's clocks (Lease.inTime); put asks it after
-// its link of n returned. If so, no challenger can have made n before that
-// link, so the link was n's first creation, and the listing that guards
-// against a reused name is skipped (Lemma 2a in docs/DESIGN.md). put lists
-// all the same when link did not itself report success (the NFS read-back
-// below), on every cleanupEvery'th version (cleanup needs the listing), and
-// when version n-1 is gone: cleanup removes versions in ascending order, so
-// name n can have been removed and reused only after n-1 was. That cannot
-// happen while the clock assumption holds; the look at n-1 and the listing
-// of every cleanupEvery'th version bound what a broken one costs (a holder
-// that wins reused name after reused name).
-func (s *fileStore) put(n uint64, data []byte, durable bool, inTime func() bool) (outcome, error) {
+// holder is set for a holder's renewal or release, which replaces version
+// n-1, its own: it never creates the version directory, and finds the
+// lease's files removed when n-1 is gone with nothing above n.
+func (s *fileStore) put(n uint64, data []byte, durable, holder bool) (outcome, error) {
 	if len(data) > MaxRecordSize {
 		// Readers would find it unreadable, hence free.
 		return lost, errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", s.path, len(data), MaxRecordSize)
 	}
-	holder := inTime != nil
 	d, err := s.openForWrite(!holder)
 	if errors.Is(err, errNoVersionDir) {
 		return removed, nil
@@ -414,10 +396,6 @@ func (s *fileStore) put(n uint64, data []byte, durable bool, inTime func() bool)
 		testHookLink()
 	}
 	err = d.link(tmp, target)
-	// The clock is read only once the link returned: a holder frozen after
-	// some earlier check and before its link, while a takeover went past a
-	// cleanup, is the writer whose link may reuse a removed name.
-	fresh := err == nil && inTime != nil && n%cleanupEvery != 0 && inTime() && d.exists(strconv.FormatUint(n-1, 10))
 	if err != nil {
 		// Not every server says EEXIST: sftp-server reports a generic
 		// failure, which sshfs turns into EPERM. Whatever the error, if the
@@ -440,33 +418,28 @@ func (s *fileStore) put(n uint64, data []byte, durable bool, inTime func() bool)
 	}
 
 	// Guard against reused names: if n was made, removed by cleanup and made
-	// again by us from a stale read, a higher version stands beside it. A
-	// holder's link made in time cannot reuse a name (inTime above).
-	var l listing
-	if !fresh {
-		l, err = d.list()
-		if err != nil {
-			return lost, err
+	// again by us from a stale read, a higher version stands beside it.
+	l, err := d.list()
+	if err != nil {
+		return lost, err
+	}
+	if l.newest != n {
+		// Name n can have been removed before our link only if some writer
+		// made a version above n+keepVersions; with none, ours was n's
+		// first and only creation, and others have built on it since.
+		if l.newest <= n+keepVersions {
+			return superseded, nil
 		}
-		if l.newest != n {
-			// Name n can have been removed before our link only if some
-			// writer made a version above n+keepVersions; with none, ours
-			// was n's first and only creation, and others have built on it
-			// since.
-			if l.newest <= n+keepVersions {
-				return superseded, nil
-			}
-			return lost, nil
-		}
-		if holder && !slices.Contains(l.versions, n-1) {
-			// Cleanup never removes the version below the newest, so the
-			// holder's own version n-1 was removed by hand, or PATH.d
-			// replaced by one that another acquisition started anew. Take
-			// our version out again (our link made it and nothing stands
-			// above it), so as to leave that state as we found it.
-			d.root.Remove(target)
-			return removed, nil
-		}
+		return lost, nil
+	}
+	if holder && !slices.Contains(l.versions, n-1) {
+		// Cleanup never removes the version below the newest, so the
+		// holder's own version n-1 was removed by hand, or PATH.d replaced
+		// by one that another acquisition started anew. Take our version
+		// out again (our link made it and nothing stands above it), so as
+		// to leave that state as we found it.
+		d.root.Remove(target)
+		return removed, nil
 	}
 
 	if durable {
@@ -647,7 +620,7 @@ func (s *fileStore) Swap(ctx context.Context, old Revision, data []byte, w Write
 	if err := s.exhausted(Value{Rev: old}); err != nil {
 		return "", err
 	}
-	out, err := s.put(n+1, data, w.Durable, w.Held)
+	out, err := s.put(n+1, data, w.Durable, old != "" && !w.Durable)
 	if err != nil {
 		return "", err
 	}

@@ -83,8 +83,6 @@ type Lease struct {
 	rev      Revision   // the revision of the value this handle wrote last
 	released bool
 	pending  *attempt // a write whose outcome an error hid
-
-	held func() bool // inTime, the Write.Held of the handle's writes; set once by take
 }
 
 // attempt is one write whose result is not known yet.
@@ -370,7 +368,6 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 		return nil, err
 	}
 	l := &Lease{st: st, ttl: ttl, clock: o.clock, rev: rev}
-	l.held = l.inTime // made once: a method value passed to a Store escapes
 	l.setDeadline(start)
 	l.record.Store(&rec)
 	if l.Expired() {
@@ -441,24 +438,6 @@ func (l *Lease) Expired() bool {
 		return true
 	}
 	return false
-}
-
-// inTime reports whether the value this handle wrote last, at l.rev, still
-// protects it from every challenger: it is an unreleased record and neither
-// its monotonic deadline nor its wall-clock expiry has come. These are
-// Expired's two tests, without the over flag (Release sets it before
-// writing, and a renewal that lapsed gives its version up with the old
-// deadline still in place, which only makes the test stricter). It is the
-// Write.Held of the handle's writes, asked once the write took effect: then
-// no challenger can have replaced l.rev before it (docs/DESIGN.md, Lemma
-// 2a). The caller holds l.mu.
-func (l *Lease) inTime() bool {
-	rec := l.record.Load()
-	if rec.Released() {
-		return false
-	}
-	now := l.clock.Now()
-	return now.Before(*l.deadline.Load()) && now.Round(0).Before(rec.ExpiresAt())
 }
 
 // Deadline is the instant Expired turns true unless Renew succeeds first. It
@@ -549,7 +528,7 @@ func (l *Lease) renew() error {
 		// Readers would find it unreadable, hence free.
 		return errorf(ErrInvalid, "%s: record of %d bytes exceeds %d", l.st, len(data), MaxRecordSize)
 	}
-	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.held})
+	rev, err := l.st.Swap(ctx, l.rev, data, Write{})
 	if errors.Is(err, ErrRemoved) {
 		// The reason first: a watchdog that sees Expired turn true reads it.
 		err := l.removedError(err)
@@ -697,7 +676,7 @@ func (l *Lease) giveUp() error {
 	data := encodeRecord(&rec)
 	ctx := l.callContext()
 	defer ctx.release()
-	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.held})
+	rev, err := l.st.Swap(ctx, l.rev, data, Write{})
 	// A release that took effect while others already built on it (files:
 	// the released record was linked, and someone already took the lease
 	// after it) is done all the same: released is released.

@@ -104,17 +104,11 @@ type Value struct {
 type Write struct {
 	// Durable asks that the write survive a power loss of the server once
 	// Swap returned nil: an acquisition's, whose epoch must never come back
-	// lower. Renewals and releases need not be durable.
+	// lower. Renewals and releases need not be durable, and are the only
+	// writes the protocol makes that are not: a write that is not durable
+	// replaces the writer's own last value (files: it never creates PATH.d,
+	// whose absence means the lease's files were removed by hand).
 	Durable bool
-	// Held, when not nil, reports whether the value being replaced is the
-	// writer's own unreleased record and still unexpired by the writer's
-	// clocks, so that no other writer may yet replace it (docs/DESIGN.md,
-	// Lemma 2a). A Store may call it once its write took effect, never
-	// before (a reading taken before the write proves nothing about when
-	// the write happened), and may use a true answer to skip work that
-	// only guards against other writers. Files skip the listing that
-	// guards against a reused version name. Other stores ignore it.
-	Held func() bool
 }
 
 // ErrConflict is wrapped by a Store's Swap when the write did not take

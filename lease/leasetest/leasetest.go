@@ -215,11 +215,7 @@ func (s *suite) testChain(t *testing.T) {
 	)
 	for i := range 40 {
 		data := uniq(t, 50+i)
-		held := func() bool { return i%2 == 0 }
-		if i%5 == 0 {
-			held = nil
-		}
-		next, ok := s.swap(t, st, rev, data, lease.Write{Durable: i%7 == 0, Held: held})
+		next, ok := s.swap(t, st, rev, data, lease.Write{Durable: i%7 == 0})
 		if !ok {
 			t.Fatalf("write %d at the current revision %q did not take effect", i, rev)
 		}
@@ -235,7 +231,7 @@ func (s *suite) testChain(t *testing.T) {
 		// Every revision before the current one is stale.
 		for _, old := range []lease.Revision{hist[len(hist)-1], hist[len(hist)/2], ""} {
 			stale := uniq(t, 60)
-			if _, ok := s.swap(t, st, old, stale, lease.Write{Held: held}); ok {
+			if _, ok := s.swap(t, st, old, stale, lease.Write{}); ok {
 				t.Fatalf("a Swap at the stale revision %q took effect after write %d (current %q)", old, i, rev)
 			}
 		}

@@ -144,9 +144,6 @@ func (m *MemStore) Swap(ctx context.Context, old lease.Revision, data []byte, w 
 	close(m.changed)
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
-	if w.Held != nil {
-		w.Held() // called after the write, as the contract allows
-	}
 	if f.LoseReply {
 		return "", ErrLostReply
 	}
