@@ -2,9 +2,17 @@ package lease
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // changes delivers a value on C, coalesced, after a new version appeared in
@@ -21,15 +29,180 @@ type changes struct {
 	watched func() bool
 	n       *notifier
 	// line is this standby's place in the line of the standbys of the
-	// lease on this host; nil where there is none (line_linux.go).
+	// lease on this host; nil where there is none (standby_linux.go).
 	line *line
 }
 
-// Close leaves the line and stops watching. It does not wait for the
-// watcher to go: closing an inotify descriptor waits in the kernel for an
-// SRCU grace period (fsnotify_destroy_group), 5-15ms here, and the new
-// holder that Wait returns should not wait for that before it starts work.
-// The watcher's goroutine ends once the descriptor is closed.
+// watch watches dir, the lease's version directory: every write of the
+// lease links a new version file there. It uses fsnotify (inotify,
+// kqueue, ReadDirectoryChangesW), which sees only this host's writes.
+//
+// When the directory is removed, moved away or replaced, the watch moves
+// to the directory that stands at dir (dirWatch). On a local filesystem
+// (Linux) the standby joins the line of the standbys (joinLine), and
+// watches the directory only while it leads the line.
+func watch(dir string) changes {
+	d := &dirWatch{dir: filepath.Clean(dir), n: newNotifier()}
+	d.parent, d.base = filepath.Dir(d.dir), filepath.Base(d.dir)
+	local := localFS(dir)
+	var ln *line
+	if local {
+		ln = joinLine(dir, d.start)
+	}
+	if ln == nil && !d.start() {
+		d.close()
+		return changes{stop: func() {}}
+	}
+	return changes{C: d.n.c, n: d.n, local: local, line: ln, watched: d.watched, stop: d.close}
+}
+
+// watchParent: on Linux the standby that watches the version directory
+// also watches its parent. There the removal of a directory ends its watch
+// only once no file in it is open any more, and the line's standbys keep
+// their gates open in it: the removal shows at once only in the parent.
+// The parent also reports the directory's return while it is missing.
+// Elsewhere the parent is not watched (kqueue would open every file in
+// it): while the directory is missing, nothing is watched, and Wait polls
+// and tries again at every read (watched).
+const watchParent = runtime.GOOS == "linux"
+
+// dirWatch is the watch of the version directory: its fsnotify watcher is
+// made by start, once the standby is to watch (it has no line, or leads
+// it).
+type dirWatch struct {
+	dir, parent, base string // dir is base in parent
+	n                 *notifier
+
+	mu sync.Mutex
+	w  *fsnotify.Watcher // nil before start
+	// want: start was called; complete: the watches in place report every
+	// new version; closed: close was called.
+	want, complete, closed bool
+}
+
+// start watches the directory. It reports whether new versions are
+// reported: the directory is watched, or it is missing and its parent is
+// watched for its return. If not, it watches nothing.
+func (d *dirWatch) start() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
+	if d.w == nil {
+		w, err := fsnotify.NewWatcher()
+		if err != nil {
+			return false
+		}
+		d.w = w
+		go d.run(w)
+	}
+	d.want = true
+	if d.rewatch(); !d.complete {
+		d.want = false
+		d.w.Remove(d.dir)
+		d.w.Remove(d.parent)
+		return false
+	}
+	return true
+}
+
+// watched reports whether every new version is reported now. If not, it
+// first tries to put the watches back: Wait asks at every wake-up, so a
+// standby whose directory could not be watched again when it changed (a
+// full watch table, a parent gone for a moment) polls often until it can.
+func (d *dirWatch) watched() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.want && !d.complete && !d.closed {
+		d.rewatch()
+	}
+	return d.want && d.complete
+}
+
+// rewatch puts the watches in place for the directory that stands at dir
+// now: first on the parent (watchParent), so that no change between the
+// two goes unreported, then on the directory; a watch on a directory that
+// is no longer at dir (moved away, or removed but held) is dropped first,
+// since fsnotify knows a watch by its path. Only a directory is watched:
+// not a file, nor a symlink, which the store refuses. It sets complete.
+// The caller holds mu.
+func (d *dirWatch) rewatch() {
+	d.complete = false
+	parent := !watchParent || d.w.Add(d.parent) == nil
+	d.w.Remove(d.dir) // gone already, if fsnotify saw the directory go
+	var err error
+	if fi, lerr := os.Lstat(d.dir); lerr != nil {
+		err = lerr
+	} else if !fi.IsDir() { // a symlink, which the store refuses, or a file
+		return
+	} else {
+		err = d.w.Add(d.dir)
+	}
+	switch {
+	case err == nil && parent:
+		d.complete = true
+	case errors.Is(err, fs.ErrNotExist) && watchParent && parent:
+		d.complete = true // the parent reports the directory's return
+	}
+}
+
+// run reads w's events until w is closed. Temp files come and go with
+// every write, in tempDir; only a new version is news. An event of the
+// directory itself (from its own watch, or of its name in the parent's)
+// says that it was removed, moved away, replaced, or came back, and lost
+// events may have said so: the watches are no longer complete, and Wait
+// is told to read the lease, before which it puts them back on the
+// directory that stands at dir (watched). run itself never adds or
+// removes a watch: fsnotify may hold its lock while it hands run an error.
+func (d *dirWatch) run(w *fsnotify.Watcher) {
+	lost := func() {
+		d.mu.Lock()
+		d.complete = false
+		d.mu.Unlock()
+		d.n.report(math.MaxUint64)
+	}
+	for {
+		select {
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			name := filepath.Clean(ev.Name)
+			switch {
+			case name == d.dir:
+				if ev.Op&(fsnotify.Create|fsnotify.Remove|fsnotify.Rename) != 0 {
+					lost()
+				}
+			case filepath.Dir(name) == d.dir && ev.Has(fsnotify.Create):
+				if v, isVersion := parseVersion(filepath.Base(name)); isVersion {
+					d.n.report(v)
+				}
+			}
+		case _, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			lost() // events were lost (the queue overflowed)
+		}
+	}
+}
+
+// close stops watching. It does not wait for the watcher to go: closing
+// an inotify descriptor waits in the kernel for an SRCU grace period
+// (fsnotify_destroy_group), 5-15ms here, and the new holder that Wait
+// returns should not wait for that before it starts work.
+func (d *dirWatch) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	if d.w != nil {
+		go d.w.Close()
+	}
+}
+
+// Close leaves the line and stops watching, without waiting for the
+// watcher to go (dirWatch.close).
 func (c changes) Close() {
 	c.line.leave()
 	c.stop()
@@ -86,7 +259,7 @@ func (n *notifier) report(v uint64) {
 }
 
 // Watch starts the watch of the version directory (watch) for Wait, and
-// with it this standby's place in the line of the standbys (line_linux.go).
+// with it this standby's place in the line of the standbys (standby_linux.go).
 // Where nothing can be watched, the watch never reports and Wait polls.
 func (s *fileStore) Watch(ctx context.Context) Watch {
 	// The line's timers run on the real clock: they pace the standbys'

@@ -5,9 +5,34 @@ package lease
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
+
+// The standbys of one lease on this host line up (the line below) where
+// the lease is on a local filesystem, whose every change inotify reports.
+
+// localFS reports whether dir is on a filesystem of this machine's own
+// disks or memory, where inotify reports every change, since no other host
+// can write to it. Network and FUSE filesystems (NFS, SMB, sshfs), and
+// overlays, are not: writes made elsewhere reach them unannounced.
+func localFS(dir string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return false
+	}
+	switch uint32(st.Type) {
+	case 0xEF53, // ext2, ext3, ext4
+		0x58465342, // xfs
+		0x9123683E, // btrfs
+		0xF2F52010, // f2fs
+		0x01021994, // tmpfs
+		0x858458F6: // ramfs
+		return true
+	}
+	return false
+}
 
 // The gates of the standby line, in the version directory: not version
 // names, so the protocol ignores them, and not in tempDir, whose old files
@@ -34,10 +59,57 @@ const (
 // take it. A hint against a thundering herd, never a safety mechanism:
 // docs/DESIGN.md, "The line of standbys".
 type line struct {
-	w          *inotify
+	dir string
+	// lead starts the watch of the version directory, which the head
+	// keeps; it reports false if it cannot.
+	lead       func() bool
+	gates      *gates   // watches the gates; nil for a standby that led at once
 	gate, next *os.File // the gates; next is nil once given up
 	place      place
 }
+
+// gates is an inotify instance that watches gates for their closes by
+// writers (IN_CLOSE_WRITE: every standby opens the gates for writing, and
+// a process's files close when it ends, however it ends), which fsnotify
+// does not report. Every event it reads is such a close, or says that one
+// may have gone unreported (an overflow, a watch gone with its file): each
+// wakes the standby to try the locks. It is used from Wait's goroutine.
+type gates struct {
+	fd int
+	f  *os.File
+	c  chan struct{} // coalesced: a watched gate was closed
+}
+
+func newGates() (*gates, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	g := &gates{fd: fd, f: os.NewFile(uintptr(fd), "inotify"), c: make(chan struct{}, 1)}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := g.f.Read(buf); err != nil {
+				return // closed
+			}
+			select {
+			case g.c <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return g, nil
+}
+
+// watch adds a watch on the gate name for its closes by writers.
+func (g *gates) watch(name string) bool {
+	_, err := unix.InotifyAddWatch(g.fd, name, unix.IN_CLOSE_WRITE|unix.IN_DONT_FOLLOW)
+	return err == nil
+}
+
+// close closes the instance without waiting for it (dirWatch.close says
+// why).
+func (g *gates) close() { go g.f.Close() }
 
 // joinLine opens the gate, creating it if need be, and tries to lead; if it
 // cannot, it opens and watches the next gate, and then tries to be next.
@@ -46,19 +118,23 @@ type line struct {
 // cannot be opened, watched or locked (a read-only directory, a filesystem
 // without flock): the standby then watches the directory as if there were
 // no line.
-func joinLine(w *inotify) *line {
-	gate, err := openGate(w.dir, gateName)
+func joinLine(dir string, lead func() bool) *line {
+	gate, err := openGate(dir, gateName)
 	if err != nil {
 		return nil
 	}
-	l := &line{w: w, gate: gate}
+	l := &line{dir: dir, lead: lead, gate: gate}
 	if ok, err := tryLock(gate); err != nil {
 		l.leave()
 		return nil
 	} else if ok && l.takeHead() {
 		return l
 	}
-	if l.next, err = openGate(w.dir, nextName); err != nil || !w.watchGate(filepath.Join(w.dir, nextName)) {
+	if l.gates, err = newGates(); err != nil {
+		l.leave()
+		return nil
+	}
+	if l.next, err = openGate(dir, nextName); err != nil || !l.gates.watch(filepath.Join(dir, nextName)) {
 		l.leave()
 		return nil
 	}
@@ -100,7 +176,7 @@ func tryLock(f *os.File) (bool, error) {
 // watches the gate, and then tries it, since the head may have left before
 // the watch. It reports false, holding nothing, if it cannot watch.
 func (l *line) takeNext() bool {
-	if !l.w.watchGate(filepath.Join(l.w.dir, gateName)) {
+	if !l.gates.watch(filepath.Join(l.dir, gateName)) {
 		unix.Flock(int(l.next.Fd()), unix.LOCK_UN)
 		return false
 	}
@@ -114,7 +190,7 @@ func (l *line) takeNext() bool {
 // takeHead makes the standby, holding the gate, the head: it watches the
 // version directory. It reports false, having let the gate go, if it cannot.
 func (l *line) takeHead() bool {
-	if l.w.watchDir() {
+	if l.lead() {
 		l.place = placeHead
 		return true
 	}
@@ -126,10 +202,10 @@ func (l *line) takeHead() bool {
 // closed delivers after a watched gate was closed, while this standby waits
 // behind the head; nil otherwise.
 func (l *line) closed() <-chan struct{} {
-	if l == nil || l.place == placeHead {
+	if l == nil || l.place == placeHead || l.gates == nil {
 		return nil
 	}
-	return l.w.gate
+	return l.gates.c
 }
 
 // leads reports whether the standby heads the line.
@@ -182,5 +258,8 @@ func (l *line) leave() {
 	l.gate.Close()
 	if l.next != nil {
 		l.next.Close()
+	}
+	if l.gates != nil {
+		l.gates.close()
 	}
 }

@@ -2,7 +2,7 @@
 
 package lease
 
-// Tests of the standby line (line_linux.go). The line is a hint: the lease
+// Tests of the standby line (standby_linux.go). The line is a hint: the lease
 // is safe without it (the stress tests cover that). These tests check that
 // the line does its job, and each fails if it does not: the standbys poll
 // once an hour unless a test says otherwise, so only the standby that heads
@@ -18,11 +18,9 @@ package lease
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -689,56 +687,37 @@ func TestLineFallsBack(t *testing.T) {
 	}
 }
 
-// TestParseEvents: creations of versions are reported, other names are
-// not; closes of the gates are told apart by their watch; lost events, and
-// a version directory removed, moved away, replaced or back, make the
-// caller watch again and read the lease, and lost events may hide a close.
-// Events of a watch dropped since say nothing.
-func TestParseEvents(t *testing.T) {
-	event := func(wd int32, mask uint32, name string) []byte {
-		n := 0
-		if name != "" {
-			n = (len(name) + 1 + 15) / 16 * 16
+// TestWatchReportsVersionsOnly: the creation of a version is reported
+// with its number; temp files, the gates and other names that come and go
+// in the version directory, and files written in its parent (PATH, by every
+// write), are not news, and do not make the standby read the lease as a
+// change of the directory would (a report of math.MaxUint64).
+func TestWatchReportsVersionsOnly(t *testing.T) {
+	path, _ := heldLocalLease(t, time.Hour)
+	dir := path + ".d"
+	c := watch(dir)
+	defer c.Close()
+	if !c.line.leads() || !c.complete() {
+		t.Fatal("the only standby does not lead, or does not watch the directory")
+	}
+	for _, name := range []string{filepath.Join(dir, "tmp", "x"), filepath.Join(dir, "07"), filepath.Join(dir, gateName+".x"), path + ".other"} {
+		if err := os.WriteFile(name, nil, 0o666); err != nil {
+			t.Fatal(err)
 		}
-		b := make([]byte, unix.SizeofInotifyEvent+n)
-		binary.NativeEndian.PutUint32(b[0:], uint32(wd))
-		binary.NativeEndian.PutUint32(b[4:], mask)
-		binary.NativeEndian.PutUint32(b[12:], uint32(n))
-		copy(b[unix.SizeofInotifyEvent:], name)
-		return b
 	}
-	const dirWd, gateWd, nextWd, parentWd, oldWd = 1, 2, 3, 4, 5
-	ws := watches{dir: dirWd, parent: parentWd, base: "lease.d", gates: []int32{gateWd, nextWd}}
-	changed := events{newest: math.MaxUint64, ok: true, rewatch: true}
-	for _, tc := range []struct {
-		name string
-		buf  []byte
-		want events
-	}{
-		{"versions", slices.Concat(event(dirWd, unix.IN_CREATE, "7"), event(dirWd, unix.IN_CREATE, "9"), event(dirWd, unix.IN_CREATE, "8")), events{newest: 9, ok: true}},
-		{"not versions", slices.Concat(event(dirWd, unix.IN_CREATE, "tmp"), event(dirWd, unix.IN_CREATE, gateName), event(dirWd, unix.IN_CREATE, "07")), events{}},
-		{"gate closed", event(gateWd, unix.IN_CLOSE_WRITE, ""), events{gate: true}},
-		{"next gate closed beside a version", slices.Concat(event(nextWd, unix.IN_CLOSE_WRITE, ""), event(dirWd, unix.IN_CREATE, "3")), events{newest: 3, ok: true, gate: true}},
-		{"gate removed", event(gateWd, unix.IN_IGNORED, ""), events{gate: true}},
-		{"directory gone", event(dirWd, unix.IN_IGNORED, ""), changed},
-		{"directory moved", slices.Concat(event(dirWd, unix.IN_CREATE, "3"), event(dirWd, unix.IN_MOVE_SELF, "")), changed},
-		{"directory removed", event(parentWd, unix.IN_DELETE|unix.IN_ISDIR, "lease.d"), changed},
-		{"directory back", event(parentWd, unix.IN_CREATE|unix.IN_ISDIR, "lease.d"), changed},
-		{"directory moved in", event(parentWd, unix.IN_MOVED_TO|unix.IN_ISDIR, "lease.d"), changed},
-		{"parent gone", event(parentWd, unix.IN_IGNORED, ""), changed},
-		{"other names in the parent", slices.Concat(event(parentWd, unix.IN_DELETE, "lease"), event(parentWd, unix.IN_MOVED_TO, "lease"), event(parentWd, unix.IN_DELETE|unix.IN_ISDIR, "other.d")), events{}},
-		{"a dropped watch", slices.Concat(event(oldWd, unix.IN_CREATE, "12"), event(oldWd, unix.IN_IGNORED, "")), events{}},
-		{"overflow", slices.Concat(event(dirWd, unix.IN_CREATE, "3"), event(-1, unix.IN_Q_OVERFLOW, "")), events{newest: math.MaxUint64, ok: true, gate: true, rewatch: true}},
-		{"truncated", event(dirWd, unix.IN_CREATE, "12345678901234567890")[:unix.SizeofInotifyEvent+4], events{newest: math.MaxUint64, ok: true, gate: true, rewatch: true}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := parseEvents(tc.buf, ws); got != tc.want {
-				t.Fatalf("parseEvents: %+v, want %+v", got, tc.want)
-			}
-		})
+	if err := os.Rename(path+".other", path); err != nil {
+		t.Fatal(err)
 	}
-	if ev := parseEvents(event(-1, unix.IN_Q_OVERFLOW, ""), watches{dir: dirWd, parent: -1}); ev.gate {
-		t.Fatal("an overflow reported a gate's close with no gate watched")
+	if err := os.WriteFile(filepath.Join(dir, "9"), nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.C:
+	case <-time.After(lineBound):
+		t.Fatalf("the creation of version 9 was not reported within %v", lineBound)
+	}
+	if got := c.newest(); got != 9 {
+		t.Fatalf("newest reported %d, want 9", got)
 	}
 }
 
