@@ -201,11 +201,6 @@ func (s *fileStore) checkPath() error {
 	return nil
 }
 
-// read returns the newest version and its record. It never returns a torn
-// record: version files are immutable. It is readContext without a
-// context.
-func (s *fileStore) read() (view, error) { return s.readContext(context.Background()) }
-
 // readContext returns the newest version and its record. Only bytes that
 // were read and are not a record make a version unreadable (view.rec nil:
 // the lease is free at it). A name the listing showed that then can't be

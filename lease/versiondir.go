@@ -195,6 +195,21 @@ func readPath(path string) ([]byte, error) {
 // from blocking the open.
 const noPoll = syscall.O_NONBLOCK
 
+// openGate returns the function with which the line of standbys opens its
+// gates in the version directory dir, creating them if need be, through
+// the directory's Root as every file of the lease is opened: a symlink at
+// dir is never followed.
+func openGate(dir string) func(name string) (*os.File, error) {
+	return func(name string) (*os.File, error) {
+		r, err := openRoot(dir, dir, os.Lstat, os.OpenRoot)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		return r.OpenFile(name, os.O_RDWR|os.O_CREATE|noPoll, 0o666)
+	}
+}
+
 // recordMode is the mode of every record file: read-only, since PATH and
 // the newest version share an inode, so writing PATH in place would
 // rewrite the truth; the mode stops that (for all but root). Windows turns

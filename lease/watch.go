@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/leaserun/leaserun/lease/internal/line"
 )
 
 // changes delivers a value on C, coalesced, after a new version appeared in
@@ -29,8 +31,8 @@ type changes struct {
 	watched func() bool
 	n       *notifier
 	// line is this standby's place in the line of the standbys of the
-	// lease on this host; nil where there is none (standby_linux.go).
-	line *line
+	// lease on this host; nil where there is none (package line).
+	line *line.Line
 }
 
 // watch watches dir, the lease's version directory: every write of the
@@ -39,15 +41,15 @@ type changes struct {
 //
 // When the directory is removed, moved away or replaced, the watch moves
 // to the directory that stands at dir (dirWatch). On a local filesystem
-// (Linux) the standby joins the line of the standbys (joinLine), and
+// (Linux) the standby joins the line of the standbys (line.Join), and
 // watches the directory only while it leads the line.
 func watch(dir string) changes {
 	d := &dirWatch{dir: filepath.Clean(dir), n: newNotifier()}
 	d.parent, d.base = filepath.Dir(d.dir), filepath.Base(d.dir)
-	local := localFS(dir)
-	var ln *line
+	local := line.LocalFS(dir)
+	var ln *line.Line
 	if local {
-		ln = joinLine(dir, d.start)
+		ln = line.Join(dir, openGate(dir), d.start)
 	}
 	if ln == nil && !d.start() {
 		d.close()
@@ -204,7 +206,7 @@ func (d *dirWatch) close() {
 // Close leaves the line and stops watching, without waiting for the
 // watcher to go (dirWatch.close).
 func (c changes) Close() {
-	c.line.leave()
+	c.line.Leave()
 	c.stop()
 }
 
@@ -216,7 +218,7 @@ func (c changes) Close() {
 // can (Linux) waits for one to come; while it can do neither, this is
 // false, and each call tries again.
 func (c changes) complete() bool {
-	if c.line != nil && !c.line.leads() {
+	if c.line != nil && !c.line.Leads() {
 		return c.local
 	}
 	watched := c.watched != nil && c.watched() // puts it back if it can
@@ -259,7 +261,7 @@ func (n *notifier) report(v uint64) {
 }
 
 // Watch starts the watch of the version directory (watch) for Wait, and
-// with it this standby's place in the line of the standbys (standby_linux.go).
+// with it this standby's place in the line of the standbys (package line).
 // Where nothing can be watched, the watch never reports and Wait polls.
 func (s *fileStore) Watch(ctx context.Context) Watch {
 	// The line's timers run on the real clock: they pace the standbys'
@@ -285,7 +287,7 @@ type fileWatch struct {
 // before each read, it also starts the hand-over of the place next in line
 // once this standby leads.
 func (w *fileWatch) Complete() bool {
-	if w.c.line.leads() && !w.handOverArmed {
+	if w.c.line.Leads() && !w.handOverArmed {
 		w.handOverArmed = true
 		w.handOver.Reset(handOverAfter)
 	}
@@ -308,7 +310,7 @@ func (w *fileWatch) Close() {
 // line that makes this standby the head, or for timeout.
 func (w *fileWatch) Sleep(ctx context.Context, rev Revision, timeout <-chan time.Time) error {
 	seen, _ := parseDecimal(rev)
-	line := w.c.line
+	ln := w.c.line
 	for {
 		select {
 		case <-ctx.Done():
@@ -320,13 +322,13 @@ func (w *fileWatch) Sleep(ctx context.Context, rev Revision, timeout <-chan time
 			if w.c.newest() > seen {
 				return nil
 			}
-		case <-line.closed():
+		case <-ln.Closed():
 			// Someone left a place in the line. A standby that died
 			// closed its gates before the kernel dropped its locks: if
 			// we cannot move up, try once more a moment later. A new
 			// head reads at once: versions made before it watched
 			// went unreported.
-			moved, lead := line.advance()
+			moved, lead := ln.Advance()
 			if !moved {
 				w.retry.Reset(retryAfter)
 			}
@@ -334,15 +336,15 @@ func (w *fileWatch) Sleep(ctx context.Context, rev Revision, timeout <-chan time
 				return nil
 			}
 		case <-w.retry.C:
-			if _, lead := line.advance(); lead {
+			if _, lead := ln.Advance(); lead {
 				return nil
 			}
 		case <-w.handOver.C:
-			line.handOver()
+			ln.HandOver()
 		case <-timeout:
 			// A standby ahead that is frozen or stuck never leaves its
 			// place: try to move up at every poll too.
-			line.advance()
+			ln.Advance()
 			return nil
 		}
 	}

@@ -130,7 +130,7 @@ func TestWatchCompleteOnlyWhileWatching(t *testing.T) {
 	dir := path + ".d"
 	c := watch(dir)
 	defer c.Close()
-	if !c.line.leads() || !c.complete() {
+	if !c.line.Leads() || !c.complete() {
 		t.Fatal("the only standby does not lead, or does not watch the directory")
 	}
 	if err := os.RemoveAll(dir); err != nil {

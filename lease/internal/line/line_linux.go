@@ -1,6 +1,12 @@
 //go:build linux
 
-package lease
+// Package line lines up the standbys of one file lease on one host (Linux),
+// so that a change of the lease wakes one of them, not all: the head of
+// the line watches the lease's version directory, and each other standby
+// watches, for a close, the gate of the one before it. A hint against a
+// thundering herd, never a safety mechanism: docs/DESIGN.md, "The line of
+// standbys". Elsewhere (line_other.go) there is no line.
+package line
 
 import (
 	"os"
@@ -10,14 +16,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The standbys of one lease on this host line up (the line below) where
-// the lease is on a local filesystem, whose every change inotify reports.
-
-// localFS reports whether dir is on a filesystem of this machine's own
+// LocalFS reports whether dir is on a filesystem of this machine's own
 // disks or memory, where inotify reports every change, since no other host
 // can write to it. Network and FUSE filesystems (NFS, SMB, sshfs), and
 // overlays, are not: writes made elsewhere reach them unannounced.
-func localFS(dir string) bool {
+func LocalFS(dir string) bool {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return false
@@ -38,8 +41,8 @@ func localFS(dir string) bool {
 // names, so the protocol ignores them, and not in tempDir, whose old files
 // cleanup removes.
 const (
-	gateName = "standby"      // its flock(2) makes the head of the line
-	nextName = "standby.next" // its flock(2) makes the standby next in line
+	GateName = "standby"      // its flock(2) makes the head of the line
+	NextName = "standby.next" // its flock(2) makes the standby next in line
 )
 
 // place is a standby's place in the line.
@@ -51,14 +54,14 @@ const (
 	placeHead                // holds the gate and watches the version directory
 )
 
-// line is this standby's place in the line of the standbys of one lease on
+// Line is this standby's place in the line of the standbys of one lease on
 // this host. Only the head watches the version directory; only the standby
 // next in line watches the head's gate; the others watch the next gate. A
 // close of a gate (IN_CLOSE_WRITE: standbys open the gates for writing)
 // says that someone may have left a place, and wakes only those who may
 // take it. A hint against a thundering herd, never a safety mechanism:
 // docs/DESIGN.md, "The line of standbys".
-type line struct {
+type Line struct {
 	dir string
 	// lead starts the watch of the version directory, which the head
 	// keeps; it reports false if it cannot.
@@ -111,53 +114,45 @@ func (g *gates) watch(name string) bool {
 // why).
 func (g *gates) close() { go g.f.Close() }
 
-// joinLine opens the gate, creating it if need be, and tries to lead; if it
+// Join joins the line of the standbys of the lease whose version
+// directory is dir. open opens a gate there, creating it if need be
+// (package lease opens it as it opens every file of the lease, never
+// following a symlink); lead starts the watch of the version directory,
+// and reports false if it cannot. Join opens the gate, and tries to lead; if it
 // cannot, it opens and watches the next gate, and then tries to be next.
 // Each watch comes before the try it backs, so that a standby that leaves a
 // place after our try wakes us. It returns nil, for no line, if a gate
 // cannot be opened, watched or locked (a read-only directory, a filesystem
 // without flock): the standby then watches the directory as if there were
 // no line.
-func joinLine(dir string, lead func() bool) *line {
-	gate, err := openGate(dir, gateName)
+func Join(dir string, open func(name string) (*os.File, error), lead func() bool) *Line {
+	gate, err := open(GateName)
 	if err != nil {
 		return nil
 	}
-	l := &line{dir: dir, lead: lead, gate: gate}
+	l := &Line{dir: dir, lead: lead, gate: gate}
 	if ok, err := tryLock(gate); err != nil {
-		l.leave()
+		l.Leave()
 		return nil
 	} else if ok && l.takeHead() {
 		return l
 	}
 	if l.gates, err = newGates(); err != nil {
-		l.leave()
+		l.Leave()
 		return nil
 	}
-	if l.next, err = openGate(dir, nextName); err != nil || !l.gates.watch(filepath.Join(dir, nextName)) {
-		l.leave()
+	if l.next, err = open(NextName); err != nil || !l.gates.watch(filepath.Join(dir, NextName)) {
+		l.Leave()
 		return nil
 	}
 	if ok, err := tryLock(l.next); err != nil {
-		l.leave()
+		l.Leave()
 		return nil
 	} else if ok && !l.takeNext() {
-		l.leave()
+		l.Leave()
 		return nil
 	}
 	return l
-}
-
-// openGate opens the gate name in the version directory dir, creating it
-// if need be, through the directory's Root (openRoot), as every file of
-// the lease is opened: a symlink at dir is never followed.
-func openGate(dir, name string) (*os.File, error) {
-	r, err := openRoot(dir, dir, os.Lstat, os.OpenRoot)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return r.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o666)
 }
 
 // tryLock takes the flock of f if it is free, never blocking.
@@ -175,8 +170,8 @@ func tryLock(f *os.File) (bool, error) {
 // takeNext makes the standby, holding the next gate, next in line: it
 // watches the gate, and then tries it, since the head may have left before
 // the watch. It reports false, holding nothing, if it cannot watch.
-func (l *line) takeNext() bool {
-	if !l.gates.watch(filepath.Join(l.dir, gateName)) {
+func (l *Line) takeNext() bool {
+	if !l.gates.watch(filepath.Join(l.dir, GateName)) {
 		unix.Flock(int(l.next.Fd()), unix.LOCK_UN)
 		return false
 	}
@@ -189,7 +184,7 @@ func (l *line) takeNext() bool {
 
 // takeHead makes the standby, holding the gate, the head: it watches the
 // version directory. It reports false, having let the gate go, if it cannot.
-func (l *line) takeHead() bool {
+func (l *Line) takeHead() bool {
 	if l.lead() {
 		l.place = placeHead
 		return true
@@ -199,24 +194,24 @@ func (l *line) takeHead() bool {
 	return false
 }
 
-// closed delivers after a watched gate was closed, while this standby waits
+// Closed delivers after a watched gate was closed, while this standby waits
 // behind the head; nil otherwise.
-func (l *line) closed() <-chan struct{} {
+func (l *Line) Closed() <-chan struct{} {
 	if l == nil || l.place == placeHead || l.gates == nil {
 		return nil
 	}
 	return l.gates.c
 }
 
-// leads reports whether the standby heads the line.
-func (l *line) leads() bool { return l != nil && l.place == placeHead }
+// Leads reports whether the standby heads the line.
+func (l *Line) Leads() bool { return l != nil && l.place == placeHead }
 
-// advance tries, without blocking, to move up the line: to its head, or
+// Advance tries, without blocking, to move up the line: to its head, or
 // else to next. It reports whether the standby moved, and whether it has
 // just become the head: then it watches the version directory, and the
 // caller must read the lease at once, since versions made before the watch
 // went unreported.
-func (l *line) advance() (moved, lead bool) {
+func (l *Line) Advance() (moved, lead bool) {
 	if l == nil || l.place == placeHead {
 		return false, false
 	}
@@ -232,10 +227,10 @@ func (l *line) advance() (moved, lead bool) {
 	return false, false
 }
 
-// handOver gives up the next gate, which a standby that moved up to the
-// head keeps for a moment (Wait's handOverAfter): its close wakes the
+// HandOver gives up the next gate, which a standby that moved up to the
+// head keeps for a moment (package lease's handOverAfter): its close wakes the
 // standbys behind to take the place.
-func (l *line) handOver() {
+func (l *Line) HandOver() {
 	if l == nil || l.place != placeHead || l.next == nil {
 		return
 	}
@@ -244,10 +239,10 @@ func (l *line) handOver() {
 	l.next = nil
 }
 
-// leave leaves the line. It unlocks both gates before closing either, since
+// Leave leaves the line. It unlocks both gates before closing either, since
 // a close wakes others to take the places, and a close alone releases a
 // lock only after the wake-up.
-func (l *line) leave() {
+func (l *Line) Leave() {
 	if l == nil {
 		return
 	}

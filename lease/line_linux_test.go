@@ -2,7 +2,7 @@
 
 package lease
 
-// Tests of the standby line (standby_linux.go). The line is a hint: the lease
+// Tests of the standby line (package line). The line is a hint: the lease
 // is safe without it (the stress tests cover that). These tests check that
 // the line does its job, and each fails if it does not: the standbys poll
 // once an hour unless a test says otherwise, so only the standby that heads
@@ -36,6 +36,7 @@ import (
 
 	"github.com/leaserun/leaserun/internal/fakeclock"
 	"github.com/leaserun/leaserun/internal/procstat"
+	"github.com/leaserun/leaserun/lease/internal/line"
 )
 
 // lineStandbyEnv carries, to a standby process, its lineStandbyConfig.
@@ -113,7 +114,7 @@ type lineProc struct {
 func heldLocalLease(t *testing.T, ttl time.Duration) (path string, holder *Lease) {
 	t.Helper()
 	dir := t.TempDir()
-	if !localFS(dir) {
+	if !line.LocalFS(dir) {
 		t.Skipf("%s is not on a local filesystem (ext4, xfs, btrfs, f2fs, tmpfs), where standbys line up", dir)
 	}
 	path = filepath.Join(dir, "lease")
@@ -296,11 +297,11 @@ func (s lineState) String() string {
 func (r *lineRig) state() lineState {
 	dir := r.path + ".d"
 	s := lineState{
-		head:    flockHolders(filepath.Join(dir, gateName)),
-		next:    flockHolders(filepath.Join(dir, nextName)),
+		head:    flockHolders(filepath.Join(dir, line.GateName)),
+		next:    flockHolders(filepath.Join(dir, line.NextName)),
 		waiting: r.livePids(),
 	}
-	dirIno, gateIno, nextIno := inode(dir), inode(filepath.Join(dir, gateName)), inode(filepath.Join(dir, nextName))
+	dirIno, gateIno, nextIno := inode(dir), inode(filepath.Join(dir, line.GateName)), inode(filepath.Join(dir, line.NextName))
 	for _, pid := range s.waiting {
 		w := inotifyWatches(pid)
 		if dirIno != 0 && w[dirIno] {
@@ -650,7 +651,7 @@ func (w *inProcessWait) waitReturnErr(t *testing.T) {
 // in its place), there is no line and every Wait watches the version
 // directory itself, as where there is no line at all.
 func TestLineFallsBack(t *testing.T) {
-	for _, name := range []string{gateName, nextName} {
+	for _, name := range []string{line.GateName, line.NextName} {
 		t.Run(name, func(t *testing.T) {
 			path, holder := heldLocalLease(t, time.Hour)
 			if err := os.Mkdir(filepath.Join(path+".d", name), 0o755); err != nil {
@@ -697,10 +698,10 @@ func TestWatchReportsVersionsOnly(t *testing.T) {
 	dir := path + ".d"
 	c := watch(dir)
 	defer c.Close()
-	if !c.line.leads() || !c.complete() {
+	if !c.line.Leads() || !c.complete() {
 		t.Fatal("the only standby does not lead, or does not watch the directory")
 	}
-	for _, name := range []string{filepath.Join(dir, "tmp", "x"), filepath.Join(dir, "07"), filepath.Join(dir, gateName+".x"), path + ".other"} {
+	for _, name := range []string{filepath.Join(dir, "tmp", "x"), filepath.Join(dir, "07"), filepath.Join(dir, line.GateName+".x"), path + ".other"} {
 		if err := os.WriteFile(name, nil, 0o666); err != nil {
 			t.Fatal(err)
 		}
@@ -732,7 +733,7 @@ func TestGatesSurviveCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-24 * time.Hour)
-	for _, name := range []string{gateName, nextName} {
+	for _, name := range []string{line.GateName, line.NextName} {
 		gate := filepath.Join(path+".d", name)
 		if err := os.WriteFile(gate, nil, 0o666); err != nil {
 			t.Fatal(err)
@@ -746,7 +747,7 @@ func TestGatesSurviveCleanup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{gateName, nextName} {
+	for _, name := range []string{line.GateName, line.NextName} {
 		if _, err := os.Stat(filepath.Join(path+".d", name)); err != nil {
 			t.Fatalf("after 300 renewals: %v", err)
 		}
