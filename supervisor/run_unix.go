@@ -51,8 +51,32 @@ func supervise(ctx context.Context, cfg *Config, cmd *exec.Cmd) error {
 	// returns, in the background: see catcher.)
 	sc.stop()
 	stopped = true
-	release(l, log)
+	release(l, log, slotStatus(cfg, err))
 	return err
+}
+
+// slotStatus is the exit status a run that ended with err records in the
+// lease's slot (Config.OncePer): nil without slots, or when the lease was
+// lost (no release can record it).
+func slotStatus(cfg *Config, err error) *int {
+	if cfg.OncePer <= 0 || errors.Is(err, lease.ErrLost) {
+		return nil
+	}
+	code := 0
+	var exit *ExitError
+	var timeout *MaxRuntimeError
+	switch {
+	case err == nil:
+	case errors.As(err, &timeout):
+		code = exitMaxRuntime
+	case errors.As(err, &exit):
+		code = exit.Code
+	case errors.Is(err, ErrCannotExec):
+		code = 126
+	default:
+		code = 1
+	}
+	return &code
 }
 
 // acquireInterruptibly takes the lease as acquire does, unless a signal on
@@ -106,7 +130,7 @@ func giveBack(cfg *Config, done <-chan acquisition, sigs <-chan os.Signal) {
 	go func() {
 		defer close(given)
 		if r := <-done; r.l != nil {
-			release(r.l, log)
+			release(r.l, log, nil)
 		}
 	}()
 	deadline := time.NewTimer(cfg.TTL)
@@ -138,6 +162,7 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
 		term.restore() // the child may have taken the terminal before exec failed
 		return fmt.Errorf("%w: %s: %w", ErrCannotExec, cmd.Args[0], err)
 	}
+	started := time.Now()
 	ignoreTTOU()
 	log.Info("child started", "pid", cmd.Process.Pid, "command", cmd.Args[0])
 
@@ -169,6 +194,17 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
 	}
 	hu := &hangup{quit: newQuit(), job: ch.job, group: ch.group, orphaned: pgrpOrphaned, log: log}
 	g.Add(hu.run, hu.interrupt)
+	var mr *maxRuntime
+	if cfg.MaxRuntime > 0 {
+		mr = &maxRuntime{quit: newQuit(), at: started.Add(cfg.MaxRuntime), after: cfg.MaxRuntime, grace: cfg.Grace, log: log,
+			stop: func() { ch.group.signal(stopSignal) },
+			kill: func() {
+				ch.group.signal(syscall.SIGKILL)
+				log.Warn("killed the child", "signal", "SIGKILL")
+			},
+		}
+		g.Add(mr.run, mr.interrupt)
+	}
 	var lostErr *LostError
 	if errors.As(g.Run(), &lostErr) {
 		// The group killed the child when this actor returned; only now
@@ -193,6 +229,9 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
 		err := &LostError{Path: cfg.Path, Reason: "the child outlived the lease (was the process frozen?)"}
 		log.Error("lease lost", "err", err)
 		return err
+	}
+	if mr != nil && mr.fired.Load() {
+		return &MaxRuntimeError{Path: cfg.Path, MaxRuntime: cfg.MaxRuntime, Exit: exit}
 	}
 	if exit.Code == 0 {
 		return nil
