@@ -7,6 +7,7 @@
 //
 //	leaserun [run] --lease LOCATION [flags] -- COMMAND [ARG...]
 //	leaserun status --lease LOCATION [--format TEMPLATE]
+//	leaserun release --lease LOCATION --epoch N
 //	leaserun --version | --help
 package cli
 
@@ -26,8 +27,9 @@ import (
 type cli struct {
 	Version versionFlag `help:"Print the version and commit, and exit."`
 
-	Run    runCmd    `cmd:"" default:"withargs" help:"Run a command while holding the lease (the default command: \"run\" may be left out)."`
-	Status statusCmd `cmd:"" help:"Print the lease's record as JSON, with expires_at and state; exit 0 if it is held."`
+	Run     runCmd     `cmd:"" default:"withargs" help:"Run a command while holding the lease (the default command: \"run\" may be left out)."`
+	Status  statusCmd  `cmd:"" help:"Print the lease's record as JSON, with expires_at and state; exit 0 if it is held."`
+	Release releaseCmd `cmd:"" help:"Release the lease for its holder of --epoch N, if the lease is still at that epoch (exit 1 if not: nothing done); for a holder known to be dead."`
 }
 
 // Main runs leaserun with args and returns its exit status. schemes are the
@@ -121,7 +123,7 @@ func unsetEmptyEnv(node *kong.Node) {
 func withCommand(args []string) []string {
 	for _, a := range args {
 		switch a {
-		case "run", "status":
+		case "run", "status", "release":
 			return args
 		case "--":
 			return append([]string{"run"}, args...)
@@ -136,6 +138,7 @@ const (
 	exitUsage      = 64  // a bad flag or value, no command, no lease path
 	exitIO         = 74  // an I/O error on the lease file
 	exitLost       = 76  // the lease was lost while the child ran
+	exitTimeout    = 124 // --max-runtime stopped the child (timeout(1)'s)
 	exitCannotExec = 126 // the command was found but could not be executed
 	exitNotFound   = 127 // the command was not found
 )
