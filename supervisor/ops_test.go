@@ -80,7 +80,8 @@ func TestRunOncePer(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.OncePer = time.Hour
 	ran := filepath.Join(filepath.Dir(cfg.Path), "ran")
-	err := Run(context.Background(), cfg, sh(`echo x >> `+ran+`; exit 3`))
+	slotFile := filepath.Join(filepath.Dir(cfg.Path), "slot")
+	err := Run(context.Background(), cfg, sh(`echo x >> `+ran+`; echo $LEASERUN_SLOT > `+slotFile+`; exit 3`))
 	if exit := (*ExitError)(nil); !errors.As(err, &exit) || exit.Code != 3 {
 		t.Fatalf("first run in the slot: %v, want exit 3", err)
 	}
@@ -88,6 +89,9 @@ func TestRunOncePer(t *testing.T) {
 	if err != nil || st.Record.Slot == nil || st.Record.Slot.ExitStatus == nil || *st.Record.Slot.ExitStatus != 3 ||
 		!st.Record.Slot.Start.Equal(lease.SlotOf(time.Now(), time.Hour)) {
 		t.Fatalf("the slot after the run: %+v (%v)", st.Record, err)
+	}
+	if got, want := readFile(t, slotFile), st.Record.Slot.Start.Format(time.RFC3339); got != want {
+		t.Errorf("the child's LEASERUN_SLOT = %q, want %q", got, want)
 	}
 	for _, wait := range []bool{false, true} {
 		cfg.Wait = wait

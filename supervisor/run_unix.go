@@ -252,6 +252,9 @@ func prepare(cmd *exec.Cmd, leasePath string, l *lease.Lease) {
 		EnvLeasePath+"="+leasePath,
 		EnvInstanceID+"="+l.InstanceID(),
 		EnvEpoch+"="+strconv.FormatUint(l.Epoch(), 10))
+	if slot := l.Record().Slot; slot != nil && slot.Epoch == l.Epoch() {
+		cmd.Env = append(cmd.Env, EnvSlot+"="+slot.Start.UTC().Format(time.RFC3339Nano))
+	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
