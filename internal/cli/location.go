@@ -112,6 +112,10 @@ func (ls *leases) open(ctx context.Context, value string) (lease.Store, string, 
 		if s.Name == at.scheme {
 			st, err := s.Open(ctx, value)
 			switch {
+			case errors.Is(err, lease.ErrInvalid) && strings.Contains(value, "@"):
+				// Perhaps a password in the URL, which a store refuses:
+				// its error names the location without it.
+				return nil, "", usageErrorf("--lease: %v", err)
 			case errors.Is(err, lease.ErrInvalid):
 				return nil, "", usageErrorf("--lease %s: %v", value, err)
 			case err != nil:
