@@ -84,3 +84,27 @@ func release(l *lease.Lease, log *slog.Logger, status *int) {
 			"expires_at", rec.ExpiresAt().Format(time.RFC3339Nano), "err", err)
 	}
 }
+
+// slotStatus is the exit status a run that ended with err records in the
+// lease's slot (Config.OncePer): nil without slots, or when the lease was
+// lost (no release can record it).
+func slotStatus(cfg *Config, err error) *int {
+	if cfg.OncePer <= 0 || errors.Is(err, lease.ErrLost) {
+		return nil
+	}
+	code := 0
+	var exit *ExitError
+	var timeout *MaxRuntimeError
+	switch {
+	case err == nil:
+	case errors.As(err, &timeout):
+		code = exitMaxRuntime
+	case errors.As(err, &exit):
+		code = exit.Code
+	case errors.Is(err, ErrCannotExec):
+		code = 126
+	default:
+		code = 1
+	}
+	return &code
+}

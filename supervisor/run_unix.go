@@ -55,30 +55,6 @@ func supervise(ctx context.Context, cfg *Config, cmd *exec.Cmd) error {
 	return err
 }
 
-// slotStatus is the exit status a run that ended with err records in the
-// lease's slot (Config.OncePer): nil without slots, or when the lease was
-// lost (no release can record it).
-func slotStatus(cfg *Config, err error) *int {
-	if cfg.OncePer <= 0 || errors.Is(err, lease.ErrLost) {
-		return nil
-	}
-	code := 0
-	var exit *ExitError
-	var timeout *MaxRuntimeError
-	switch {
-	case err == nil:
-	case errors.As(err, &timeout):
-		code = exitMaxRuntime
-	case errors.As(err, &exit):
-		code = exit.Code
-	case errors.Is(err, ErrCannotExec):
-		code = 126
-	default:
-		code = 1
-	}
-	return &code
-}
-
 // acquireInterruptibly takes the lease as acquire does, unless a signal on
 // sigs that ends a wait (TERM, INT, HUP, QUIT) comes first: then it returns
 // an *InterruptedError, once the lease it may still take has been given
