@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -8,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leaserun/leaserun/internal/health"
 	"github.com/leaserun/leaserun/lease"
-	"github.com/leaserun/leaserun/supervisor"
 )
 
 func TestReleaseCommand(t *testing.T) {
@@ -58,7 +60,9 @@ func TestHealthAddrInUse(t *testing.T) {
 	}
 	defer ln.Close()
 	p := filepath.Join(t.TempDir(), "lease")
-	code, _, stderr := leaserun(t, "--lease", p, "--health-addr", ln.Addr().String(), "--", "true")
+	var errb bytes.Buffer
+	code := Main([]string{"--lease", p, "--health-addr", ln.Addr().String(), "--", "true"}, io.Discard, &errb, WithHealth(health.Listen))
+	stderr := errb.String()
 	if code != 74 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "--health-addr") {
 		t.Fatalf("--health-addr in use: %d %q; want 74 and one line naming the flag", code, stderr)
 	}
@@ -67,34 +71,36 @@ func TestHealthAddrInUse(t *testing.T) {
 	}
 }
 
-func TestFormatMetrics(t *testing.T) {
-	s := formatMetrics(snapshotForTest())
-	for _, want := range []string{
-		"# TYPE leaserun_lease_held gauge\nleaserun_lease_held 1\n",
-		"leaserun_lease_epoch 7\n",
-		"leaserun_lease_deadline_seconds 2.5\n",
-		"leaserun_waiting 0\n",
-		"# TYPE leaserun_acquisitions_total counter\nleaserun_acquisitions_total 2\n",
-		"leaserun_renewals_total 5\n",
-		"leaserun_renewal_failures_total 1\n",
-		"# TYPE leaserun_renewal_duration_seconds histogram\n",
-		`leaserun_renewal_duration_seconds_bucket{le="0.0005"} 4` + "\n",
-		`leaserun_renewal_duration_seconds_bucket{le="+Inf"} 6` + "\n",
-		"leaserun_renewal_duration_seconds_sum 0.25\n",
-		"leaserun_renewal_duration_seconds_count 6\n",
+// An executable without the health server hands a run with --health-addr
+// (the flag or LEASERUN_HEALTH_ADDR) of a file lease to leaserun-http;
+// without it, it says what to install (exit 74) before touching the lease.
+func TestHealthAddrWithoutHealthServer(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	p := filepath.Join(t.TempDir(), "lease")
+	for _, tc := range []struct {
+		env  string
+		args []string
+	}{
+		{"", []string{"--lease", p, "--health-addr", ":0", "--", "true"}},
+		{":0", []string{"--lease", p, "--", "true"}},
 	} {
-		if !strings.Contains(string(s), want) {
-			t.Errorf("metrics lack %q:\n%s", want, s)
+		t.Setenv("LEASERUN_HEALTH_ADDR", tc.env)
+		code, stdout, stderr := leaserun(t, tc.args...)
+		if code != 74 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "--health-addr :0") ||
+			!strings.Contains(stderr, "leaserun-http") || !strings.Contains(stderr, "go install github.com/leaserun/leaserun/cmd/leaserun-http@latest") {
+			t.Errorf("LEASERUN_HEALTH_ADDR=%q leaserun %q without leaserun-http: %d %q %q; want 74 and one line naming leaserun-http",
+				tc.env, tc.args, code, stdout, stderr)
+		}
+		if st, _ := lease.Read(p); st.State != lease.StateFree {
+			t.Fatalf("the lease was touched: %s", st.State)
 		}
 	}
-}
-
-func snapshotForTest() supervisor.Snapshot {
-	counts := make([]uint64, len(supervisor.RenewalBuckets))
-	for i := range counts {
-		counts[i] = 4
+	// A malformed address is still a usage error, found here.
+	if code, _, stderr := leaserun(t, "--lease", p, "--health-addr", "8080", "--", "true"); code != 64 || !strings.Contains(stderr, "--health-addr") {
+		t.Errorf("--health-addr 8080: %d %q; want 64", code, stderr)
 	}
-	counts[len(counts)-1] = 6
-	return supervisor.Snapshot{Held: true, Epoch: 7, StopIn: 2500 * time.Millisecond, Acquisitions: 2, Renewals: 5,
-		RenewalFailures: 1, RenewalCounts: counts, RenewalCount: 6, RenewalSum: 250 * time.Millisecond}
+	// So is a missing command, --health-addr or not.
+	if code, _, stderr := leaserun(t, "--lease", p, "--health-addr", ":0"); code != 64 || !strings.Contains(stderr, "no command") {
+		t.Errorf("--health-addr without a command: %d %q; want 64", code, stderr)
+	}
 }

@@ -89,18 +89,24 @@ func (r *runCmd) Validate() error {
 		return usageErrorf("--clock-skew: %v: must not be negative", r.ClockSkew)
 	case r.HeldExitCode < 0 || r.HeldExitCode > 255:
 		return usageErrorf("--held-exit-code: %d: must be between 0 and 255", r.HeldExitCode)
-	case r.HealthAddr != "":
-		if err := checkHealthAddr(r.HealthAddr); err != nil {
-			return err
-		}
 	case len(r.Command) == 0 || r.Command[0] == "":
 		return usageErrorf("no command to run: leaserun --lease PATH [flags] -- COMMAND [ARG...]")
+	case r.HealthAddr != "":
+		return checkHealthAddr(r.HealthAddr)
 	}
 	return nil
 }
 
 // Run runs the command, and ends leaserun with its status.
 func (r *runCmd) Run(kctx *kong.Context, ls *leases) error {
+	if r.HealthAddr != "" && ls.health == nil {
+		// A file lease is served with --health-addr by leaserun-http,
+		// which links the health server; a network store's, by its
+		// executable (open hands it there), which links it too.
+		if at, _ := parseLease(r.Lease); at.scheme == "" {
+			return leaseError(kctx.Stderr, ls.handOff("--health-addr "+r.HealthAddr, "health checks are", healthServer))
+		}
+	}
 	st, name, err := ls.open(context.Background(), r.Lease)
 	if err != nil {
 		return leaseError(kctx.Stderr, err)
@@ -118,14 +124,18 @@ func (r *runCmd) Run(kctx *kong.Context, ls *leases) error {
 	if r.HealthAddr == "" {
 		err = supervisor.Run(context.Background(), r.cfg, cmd)
 	} else {
+		if ls.health == nil {
+			// An executable that links a store but not the health server.
+			return leaseError(kctx.Stderr, fmt.Errorf("--health-addr %s: this executable does not serve health checks", r.HealthAddr))
+		}
 		r.cfg.Stats = supervisor.NewStats()
-		h, lerr := listenHealth(r.HealthAddr, r.cfg.Stats, log)
+		h, lerr := ls.health(r.HealthAddr, r.cfg.Stats, log)
 		if lerr != nil {
 			log.Error(fmt.Sprintf("--health-addr %s: %v", r.HealthAddr, lerr), "lease", r.Lease, "status", exitIO)
 			return exitStatus(exitIO)
 		}
-		log.Info("serving health checks", "addr", h.ln.Addr().String())
-		err = runWithHealth(context.Background(), h, log, func(ctx context.Context) error {
+		log.Info("serving health checks", "addr", h.Addr())
+		err = h.Run(context.Background(), func(ctx context.Context) error {
 			return supervisor.Run(ctx, r.cfg, cmd)
 		})
 	}
