@@ -104,10 +104,11 @@ type Value struct {
 type Write struct {
 	// Durable asks that the write survive a power loss of the server once
 	// Swap returned nil: an acquisition's, whose epoch must never come back
-	// lower. Renewals and releases need not be durable, and are the only
-	// writes the protocol makes that are not: a write that is not durable
-	// replaces the writer's own last value (files: it never creates PATH.d,
-	// whose absence means the lease's files were removed by hand).
+	// lower. Renewals and releases need not be durable, and they are the
+	// protocol's only writes that are not: a write that is not durable
+	// replaces a value that stands, the writer's own or one it loaded, so
+	// a store may take the value's absence as the register's removal by
+	// hand (files: such a write never creates PATH.d).
 	Durable bool
 }
 
