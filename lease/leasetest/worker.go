@@ -77,10 +77,13 @@ type summary struct {
 	WaitTimeouts int `json:"wait_timeouts"` // Wait's context ended
 	Renewals     int `json:"renewals"`
 	RenewLost    int `json:"renew_lost"` // Renew returned ErrLost
-	Releases     int `json:"releases"`   // Release returned nil
-	ReleaseLost  int `json:"release_lost"`
-	Dropped      int `json:"dropped"` // handles abandoned after they lapsed, never released
-	Unconfirmed  int `json:"unconfirmed"`
+	// RenewTimeouts: Renew failed with context.DeadlineExceeded, cut off
+	// at the handle's deadline by a store that waits on a network.
+	RenewTimeouts int `json:"renew_timeouts"`
+	Releases      int `json:"releases"` // Release returned nil
+	ReleaseLost   int `json:"release_lost"`
+	Dropped       int `json:"dropped"` // handles abandoned after they lapsed, never released
+	Unconfirmed   int `json:"unconfirmed"`
 	// SlowAcquisitions: Acquire or Wait failed because its write took
 	// longer than the TTL.
 	SlowAcquisitions int `json:"slow_acquisitions"`
@@ -100,6 +103,7 @@ func (s *summary) add(o summary) {
 	s.WaitTimeouts += o.WaitTimeouts
 	s.Renewals += o.Renewals
 	s.RenewLost += o.RenewLost
+	s.RenewTimeouts += o.RenewTimeouts
 	s.Releases += o.Releases
 	s.ReleaseLost += o.ReleaseLost
 	s.Dropped += o.Dropped
@@ -459,6 +463,14 @@ func (w *worker) renew(h *hold, iv *interval) (ended bool) {
 			iv.EndedBy = "lost"
 		}
 		return true
+	case errors.Is(err, context.DeadlineExceeded):
+		// A store that waits on a network gives up a renewal at the
+		// handle's deadline, as it must; the handle has lapsed then.
+		w.sum.RenewTimeouts++
+		if !h.l.Expired() {
+			w.failf("worker %d: Renew ran out of time (%v), yet Expired is false", w.cfg.Worker, err)
+		}
+		return false
 	case w.cfg.Faults:
 		// An injected fault: the handle holds until its deadline unless
 		// a retry succeeds.
