@@ -52,6 +52,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -128,7 +129,7 @@ func open(ctx context.Context, location string, getenv func(string) string) (*St
 		Logger:               zap.NewNop(),
 		// Wait until a member answers, so that an unreachable cluster is
 		// Open's error, said once, rather than every call's.
-		DialOptions: []grpc.DialOption{blockingDial},
+		DialOptions: []grpc.DialOption{blockingDial, connectionError},
 	}
 	start := time.Now()
 	type result struct {
@@ -165,13 +166,21 @@ func open(ctx context.Context, location string, getenv func(string) string) (*St
 //lint:ignore SA1019 clientv3 v3.5 dials with grpc.DialContext, where WithBlock is how to wait.
 var blockingDial = grpc.WithBlock()
 
+// connectionError makes a dial that times out say why it could not
+// connect (refused, a certificate not trusted), not only that it timed
+// out.
+//
+//lint:ignore SA1019 as above: clientv3 v3.5 dials with grpc.DialContext.
+var connectionError = grpc.WithReturnConnectionError()
+
 // openError says why the cluster could not be reached or used.
 func (s *Store) openError(err error, took time.Duration) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: cannot reach etcd at %s (no connection within %v): %w",
-			s.loc, s.endpointList(), took.Round(time.Millisecond), err)
+	if errors.As(err, new(rpctypes.EtcdError)) {
+		// The cluster answered, and refused (authentication failed).
+		return fmt.Errorf("%s: etcd at %s: %w", s.loc, s.endpointList(), err)
 	}
-	return fmt.Errorf("%s: etcd at %s: %w", s.loc, s.endpointList(), err)
+	return fmt.Errorf("%s: cannot reach etcd at %s (no connection within %v): %w",
+		s.loc, s.endpointList(), took.Round(time.Millisecond), err)
 }
 
 func (s *Store) endpointList() string { return strings.Join(s.endpoints, ",") }
