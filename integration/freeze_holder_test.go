@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // e2eFreezer freezes a leaserun process and its child together: a cgroup
@@ -143,8 +145,8 @@ func (fz *e2eFreezer) freeze(t *testing.T, pid, childPID int) {
 		}
 		for _, p := range []int{pid, childPID} {
 			e2ePoll(t, 10*time.Second, fmt.Sprintf("pid %d to stop", p), func() bool {
-				state, _, err := e2eProcStat(p)
-				return err != nil || state == "T"
+				s, err := procstat.Read(p)
+				return err != nil || s.State == 'T'
 			})
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // TestFreezeStoppedStaleChildNotResumed: leaserun and its child are both
@@ -59,8 +61,8 @@ func e2eStopContRound(t *testing.T, round int, ttl time.Duration) bool {
 	}
 	for _, p := range []int{pid, c.PID} {
 		e2ePoll(t, 10*time.Second, fmt.Sprintf("pid %d to stop", p), func() bool {
-			state, _, err := e2eProcStat(p)
-			return err != nil || state == "T"
+			s, err := procstat.Read(p)
+			return err != nil || s.State == 'T'
 		})
 	}
 	stopped := monoNow()

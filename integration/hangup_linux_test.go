@@ -15,7 +15,8 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/leaserun/leaserun/internal/procstat"
+	"github.com/leaserun/leaserun/internal/pty"
 )
 
 // e2eEnvJobPID names the file the shell role writes its job's pid to.
@@ -42,28 +43,6 @@ func e2eShellMain() int {
 	return 0
 }
 
-// e2eOpenPty opens a pseudo-terminal: the master and the slave.
-func e2eOpenPty(t *testing.T) (ptm, pts *os.File) {
-	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	t.Cleanup(func() { ptm.Close() })
-	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetUint32(int(ptm.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pts.Close() })
-	return ptm, pts
-}
-
 // e2eScreen is what was written to a terminal.
 type e2eScreen struct {
 	mu sync.Mutex
@@ -84,8 +63,8 @@ func (s *e2eScreen) String() string {
 
 // e2eGone reports whether pid has exited (a zombie, or reaped).
 func e2eGone(pid int) bool {
-	state, _, err := e2eProcStat(pid)
-	return err != nil || state == "Z" || state == "X"
+	s, err := procstat.Read(pid)
+	return err != nil || !s.Alive()
 }
 
 // After Ctrl-Z at a terminal, the child's group is stopped and leaserun
@@ -95,7 +74,7 @@ func e2eGone(pid int) bool {
 // becomes orphaned (SIGHUP, then SIGCONT), so the child ends, and leaserun
 // releases the lease and exits instead of holding it for ever.
 func TestStoppedChildHungUpWhenTheShellDies(t *testing.T) {
-	ptm, pts := e2eOpenPty(t)
+	ptm, pts := pty.Open(t)
 	dir := t.TempDir()
 	lease, childPID, jobPID := filepath.Join(dir, "lease"), filepath.Join(dir, "child"), filepath.Join(dir, "job")
 	bin, err := e2eTestBinary()
@@ -138,8 +117,8 @@ func TestStoppedChildHungUpWhenTheShellDies(t *testing.T) {
 
 	ptm.Write([]byte{0x1a}) // Ctrl-Z
 	e2ePoll(t, signalsPatience, "the child to stop", func() bool {
-		state, _, _ := e2eProcStat(child)
-		return state == "T"
+		s, _ := procstat.Read(child)
+		return s.State == 'T'
 	})
 	// leaserun tells whether its group was orphaned when it saw the stop:
 	// then it would leave the child stopped, as the kernel would.
@@ -200,8 +179,8 @@ func TestDeliberateStopLeftAlone(t *testing.T) {
 	})
 	cmd.Process.Signal(syscall.SIGCONT)
 	e2ePoll(t, signalsPatience, "the child to continue", func() bool {
-		state, _, _ := e2eProcStat(child)
-		return state != "T"
+		s, _ := procstat.Read(child)
+		return s.State != 'T'
 	})
 	cmd.Process.Signal(syscall.SIGTERM)
 	if code := waitStatus(t, cmd); code != 143 {

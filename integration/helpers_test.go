@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // Environment of the child role. The test sets them on leaserun, which
@@ -157,26 +159,8 @@ func e2eChildMain() int {
 func e2eAlive(old string) bool {
 	pidS, start, _ := strings.Cut(old, ":")
 	pid, _ := strconv.Atoi(pidS)
-	state, st, err := e2eProcStat(pid)
-	return err == nil && st == start && state != "Z" && state != "X"
-}
-
-// e2eProcStat returns the state and start time (clock ticks since boot) of
-// pid from /proc/PID/stat.
-func e2eProcStat(pid int) (state, starttime string, err error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", "", err
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	if i < 0 {
-		return "", "", fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 20 {
-		return "", "", fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	return f[0], f[19], nil // fields 3 (state) and 22 (starttime)
+	s, err := procstat.Read(pid)
+	return err == nil && strconv.FormatUint(s.StartTime, 10) == start && s.Alive()
 }
 
 // e2eEvent is one line of a child's log.
@@ -481,8 +465,7 @@ func e2eWatchDeath(t testing.TB, pid int) *e2eDeathWatch {
 		w.how = "/proc polling"
 		go func() {
 			for {
-				state, _, err := e2eProcStat(pid)
-				if err != nil || state == "Z" || state == "X" {
+				if s, err := procstat.Read(pid); err != nil || !s.Alive() {
 					w.mono = monoNow()
 					close(w.done)
 					return

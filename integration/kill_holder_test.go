@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // TestKillHolderStandbyTakesOver: the active leaserun is SIGKILLed (OOM, kill
@@ -26,19 +28,19 @@ func TestKillHolderStandbyTakesOver(t *testing.T) {
 	holder := e2eStartLeaserun(t, dir, "holder", nil,
 		e2eChildEnv(oldLog, e2eEnvHold+"=60s", e2eEnvHeartbeat+"=5ms"), flags...)
 	old := e2eWaitChildStart(t, 30*time.Second, oldLog, holder)
-	_, oldStart, err := e2eProcStat(old.PID)
+	oldStat, err := procstat.Read(old.PID)
 	if err != nil {
 		t.Fatalf("the old child (pid %d) is not running: %v", old.PID, err)
 	}
 	death := e2eWatchDeath(t, old.PID)
-	if !e2eAlive(fmt.Sprintf("%d:%s", old.PID, oldStart)) {
+	if !e2eAlive(fmt.Sprintf("%d:%d", old.PID, oldStat.StartTime)) {
 		t.Fatalf("the old child (pid %d) died before the kill; holder stderr:\n%s", old.PID, holder.Stderr())
 	}
 
 	newLog := filepath.Join(dir, "new.log")
 	standby := e2eStartLeaserun(t, dir, "standby", nil,
 		e2eChildEnv(newLog, e2eEnvHold+"=50ms", e2eEnvExit+"=7",
-			e2eEnvOld+"="+fmt.Sprintf("%d:%s", old.PID, oldStart)),
+			e2eEnvOld+"="+fmt.Sprintf("%d:%d", old.PID, oldStat.StartTime)),
 		append(flags, "--wait", "--log-level", "info")...)
 	e2ePoll(t, 30*time.Second, "the standby to wait for the lease", func() bool {
 		if standby.Exited() {

@@ -62,8 +62,8 @@ func e2eSubreaperMain() int {
 func e2eChildrenOf(pid int) []int {
 	var kids []int
 	for _, p := range scriptProcs() {
-		if p.ppid == pid {
-			kids = append(kids, p.pid)
+		if p.PPID == pid {
+			kids = append(kids, p.PID)
 		}
 	}
 	return kids

@@ -69,6 +69,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // scriptPatience bounds every wait of the scripts' commands. It is generous:
@@ -414,45 +416,25 @@ func scriptSignal(ts *testscript.TestScript, neg bool, args []string) {
 func scriptChildren(pid int) []int {
 	var kids []int
 	for _, p := range scriptProcs() {
-		if p.ppid == pid {
-			kids = append(kids, p.pid)
+		if p.PPID == pid {
+			kids = append(kids, p.PID)
 		}
 	}
 	return kids
 }
 
 type scriptProcInfo struct {
-	pid, ppid int
-	state     string
-	cmdline   string
+	procstat.Stat
+	cmdline string
 }
 
 // scriptProcs lists the processes of /proc.
 func scriptProcs() []scriptProcInfo {
-	ents, _ := os.ReadDir("/proc")
-	var ps []scriptProcInfo
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		ps = append(ps, scriptProcInfo{pid: pid, ppid: ppid, state: f[0],
-			cmdline: strings.TrimSpace(string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))})
+	procs, _ := procstat.All()
+	ps := make([]scriptProcInfo, len(procs))
+	for i, p := range procs {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.PID))
+		ps[i] = scriptProcInfo{p, strings.TrimSpace(string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))}
 	}
 	return ps
 }
@@ -496,8 +478,8 @@ func scriptProcCmd(ts *testscript.TestScript, neg bool, args []string) {
 	scriptPoll(ts, what, func() (bool, string) {
 		var found []string
 		for _, p := range scriptProcs() {
-			if p.pid != self && strings.Contains(p.cmdline, args[0]) {
-				found = append(found, fmt.Sprintf("pid %d (state %s, parent %d): %s", p.pid, p.state, p.ppid, p.cmdline))
+			if p.PID != self && strings.Contains(p.cmdline, args[0]) {
+				found = append(found, fmt.Sprintf("pid %d (state %c, parent %d): %s", p.PID, p.State, p.PPID, p.cmdline))
 			}
 		}
 		return (len(found) > 0) != neg, "found: " + strings.Join(found, "; ")

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // signalsPatience bounds the waits of these tests: it is reached only when
@@ -122,7 +124,7 @@ func TestEverySignalForwarded(t *testing.T) {
 				return true
 			}
 			if cmd.ProcessState == nil && syscall.Kill(cmd.Process.Pid, 0) == nil {
-				if st, _, _ := e2eProcStat(cmd.Process.Pid); st != "Z" {
+				if s, _ := procstat.Read(cmd.Process.Pid); s.State != 'Z' {
 					return false
 				}
 			}

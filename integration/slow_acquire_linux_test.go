@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // slowLinks is the argv prefix that runs leaserun under strace with every
@@ -70,8 +72,8 @@ func TestTermDuringSlowAcquisition(t *testing.T) {
 	exited := func(t *testing.T, p *e2eProc, pid int, within time.Duration, want string) {
 		t.Helper()
 		e2ePoll(t, within, "leaserun's exit", func() bool {
-			st := procState(pid)
-			return st == "Z" || st == ""
+			s, err := procstat.Read(pid)
+			return err != nil || s.State == 'Z'
 		})
 		if stderr := p.Stderr(); !strings.Contains(stderr, want) || !strings.Contains(stderr, "status=143") {
 			t.Errorf("leaserun's log does not say %q and status=143:\n%s", want, stderr)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leaserun/leaserun/internal/procstat"
 	"github.com/leaserun/leaserun/internal/sshfsrig"
 )
 
@@ -72,8 +73,8 @@ func termDuringHungRelease(t *testing.T, prefix []string) {
 	// request already sent waits for its answer even for SIGKILL): until
 	// then leaserun is a zombie that cannot be reaped.
 	e2ePoll(t, 10*time.Second, "leaserun's exit on TERM", func() bool {
-		st := procState(pid)
-		return st == "Z" || st == ""
+		s, err := procstat.Read(pid)
+		return err != nil || s.State == 'Z'
 	})
 	syscall.Kill(server, syscall.SIGCONT)
 	if st := holder.Wait(t, 30*time.Second); st != 128+int(syscall.SIGTERM) {
@@ -98,19 +99,4 @@ func onlyChild(t *testing.T, pid int) int {
 		t.Fatal(err)
 	}
 	return child
-}
-
-// procState is the state letter of process pid in /proc/PID/stat ("Z" for
-// a zombie), or "" if it cannot be read.
-func procState(pid int) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	// pid (comm) state ...; comm may hold spaces and parentheses.
-	rest := string(data[strings.LastIndexByte(string(data), ')')+1:])
-	if f := strings.Fields(rest); len(f) > 0 {
-		return f[0]
-	}
-	return ""
 }

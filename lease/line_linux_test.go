@@ -37,6 +37,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/leaserun/leaserun/internal/fakeclock"
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // lineStandbyEnv carries, to a standby process, its lineStandbyConfig.
@@ -274,9 +275,7 @@ func stopped(pid int) bool {
 		if err != nil {
 			return false
 		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 || i+2 >= len(s) || s[i+2] != 'T' {
+		if s, err := procstat.Parse(b); err != nil || s.State != 'T' {
 			return false
 		}
 	}

@@ -1,73 +1,63 @@
 package supervisor
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/leaserun/leaserun/lease"
 )
 
-// Defaults.
-const (
-	DefaultTTL = 15 * time.Second
-	// MinMargin is the least default Margin.
-	MinMargin = 20 * time.Millisecond
-)
-
-// NoGrace, as Config.Grace, sends SIGKILL right after the stop signal.
-// (A zero Grace means the default.)
-const NoGrace time.Duration = -1
-
-// Config says which lease to hold and how. Zero fields take the defaults
-// given; Validate fills them in.
+// Config says which lease to hold and how. NewConfig fills in the defaults;
+// Validate checks it.
 type Config struct {
-	// Path is the lease file (--lease). Required.
+	// Path is the lease file. Required.
 	Path string
-	// TTL is the lease's time-to-live (--ttl). Default: 15s.
+	// TTL is the lease's time-to-live. Required.
 	TTL time.Duration
-	// RenewInterval is how often the lease is renewed (--renew). It must
-	// be less than TTL. Default: TTL/3.
+	// RenewInterval is how often the lease is renewed. It must be positive
+	// and less than TTL.
 	RenewInterval time.Duration
-	// Grace is the time between the stop signal and SIGKILL (--grace),
-	// both when renewals keep failing and after a TERM, INT or QUIT.
-	// Default: TTL/3; NoGrace for none.
+	// Grace is the time between the stop signal and SIGKILL, both when
+	// renewals keep failing and after a TERM, INT or QUIT. Zero sends
+	// SIGKILL right after the stop signal.
 	Grace time.Duration
 	// Margin is the time SIGKILL is given to take effect before the lease
-	// can lapse: the child is killed at Deadline - Margin. Default:
-	// max(TTL/10, 20ms).
+	// can lapse: the child is killed at Deadline - Margin. It must be
+	// positive.
 	Margin time.Duration
 	// Wait stands by until the lease can be taken, instead of failing
-	// with ExitHeld (--wait).
+	// with an error that wraps lease.ErrHeld.
 	Wait bool
-	// WaitTimeout bounds the wait (--wait-timeout). Zero waits forever.
+	// WaitTimeout bounds the wait. Zero waits forever.
 	WaitTimeout time.Duration
-	// StopSignal asks the child to stop (--stop-signal). Default: SIGTERM.
+	// StopSignal asks the child to stop. Nil means SIGTERM.
 	StopSignal os.Signal
-	// Meta is stored in the lease record (--meta).
+	// Meta is stored in the lease record.
 	Meta map[string]string
-	// Logger receives one line per event. Default: none. It should not
+	// Logger receives one line per event. Nil means none. It should not
 	// block for long: the guard never waits for it, but Run logs the
-	// child's start before its guard runs. (The leaserun command writes
-	// through a buffer that drops lines rather than block.)
+	// child's start before its guard runs.
 	Logger *slog.Logger
 	// KillOrphans makes the process a child subreaper (Linux), so that what
 	// the command leaves behind outside its process group (a daemon that
 	// called setsid) is reparented to it, and kills all of that once the
 	// command has exited, before the lease is released. It changes the
-	// whole process, and kills every child it has then: the leaserun
-	// command sets it; a Go program with other children should not.
+	// whole process, and kills every child it has then: a program with
+	// other children should not set it.
 	KillOrphans bool
 	// ForwardSIGPIPE makes Run forward SIGPIPE too, on Linux. A write of
 	// the process's own to a pipe or socket whose reader is gone raises
 	// SIGPIPE as well, and Run can't tell that one from one sent with kill:
 	// set it only if, while Run runs, the process makes such writes from a
 	// thread that blocks SIGPIPE alone (the kernel raises a write's SIGPIPE
-	// on the thread that wrote), as the leaserun command does for its log.
+	// on the thread that wrote).
 	ForwardSIGPIPE bool
-	// LeaseOptions are passed on to lease.Acquire and lease.Wait (e.g.
-	// lease.WithClockSkew); the supervisor adds WithMeta.
+	// LeaseOptions are passed on to lease.Acquire, lease.Wait and
+	// lease.Read (e.g. lease.WithClockSkew); the supervisor adds WithMeta.
 	LeaseOptions []lease.Option
 
 	hooks *hooks // test seams
@@ -79,70 +69,90 @@ type hooks struct {
 	reap  bool                     // reap orphans as if PID 1
 }
 
-// Validate fills in the defaults of zero fields and checks the settings, in
-// the spirit of client-go's leader election: TTL > 0, 0 < RenewInterval <
-// TTL, and RenewInterval + Grace + Margin < TTL, so that at least one
-// renewal is attempted before the child must be stopped. Errors are
-// *UsageError (errors.Is(err, ErrUsage)) naming the flag at fault.
+// minMargin is the least default Margin.
+const minMargin = 20 * time.Millisecond
+
+// NewConfig returns the Config of the lease at path with the given TTL and
+// the defaults: RenewInterval and Grace a third of the TTL, Margin a tenth
+// of it but at least 20ms.
+func NewConfig(path string, ttl time.Duration) Config {
+	return Config{Path: path, TTL: ttl, RenewInterval: ttl / 3, Grace: ttl / 3, Margin: max(ttl/10, minMargin)}
+}
+
+// ConfigError is a Config that Validate rejects. Its message names fields
+// by their names in Config ("RenewInterval: 5s: must be less than TTL 3s"),
+// so that a program can name them as its user knows them (the leaserun
+// command, as its flags).
+type ConfigError struct {
+	Field string // the field at fault
+	Msg   string
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
+
+func configErrorf(field, format string, args ...any) *ConfigError {
+	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks the settings, as client-go's leader election does: TTL >
+// 0, 0 < RenewInterval < TTL, and RenewInterval + Grace + Margin < TTL, so
+// that at least one renewal is attempted before the child must be stopped.
+// Its errors are *ConfigError.
 func (c *Config) Validate() error {
 	switch {
 	case c.Path == "":
-		return usagef("lease", "the lease path is required")
-	case c.TTL < 0:
-		return usagef("ttl", "%v: must be positive", c.TTL)
-	case c.RenewInterval < 0:
-		return usagef("renew", "%v: must be positive", c.RenewInterval)
-	case c.Margin < 0:
-		return usagef("", "margin %v: must not be negative", c.Margin)
+		return configErrorf("Path", "the lease path is required")
+	case c.TTL <= 0:
+		return configErrorf("TTL", "%v: must be positive", c.TTL)
+	case c.RenewInterval <= 0:
+		return configErrorf("RenewInterval", "%v: must be positive", c.RenewInterval)
+	case c.Grace < 0:
+		return configErrorf("Grace", "%v: must not be negative", c.Grace)
+	case c.Margin <= 0:
+		return configErrorf("Margin", "%v: must be positive", c.Margin)
 	case c.WaitTimeout < 0:
-		return usagef("wait-timeout", "%v: must not be negative", c.WaitTimeout)
+		return configErrorf("WaitTimeout", "%v: must not be negative", c.WaitTimeout)
 	}
-	if c.TTL == 0 {
-		c.TTL = DefaultTTL
+	if s, ok := c.StopSignal.(syscall.Signal); c.StopSignal != nil && (!ok || s <= 0 || s > maxSignal()) {
+		return configErrorf("StopSignal", "%v: not a signal", c.StopSignal)
 	}
-	defaulted := c.RenewInterval == 0 && c.Grace == 0
-	if c.RenewInterval == 0 {
-		c.RenewInterval = c.TTL / 3
-	}
-	if c.Grace == 0 {
-		c.Grace = c.TTL / 3
-	}
-	if c.Margin == 0 {
-		c.Margin = max(c.TTL/10, MinMargin)
-	}
-	if c.StopSignal == nil {
-		c.StopSignal = syscall.SIGTERM
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if _, ok := c.StopSignal.(syscall.Signal); !ok || c.StopSignal.(syscall.Signal) <= 0 {
-		return usagef("stop-signal", "%v: not a signal", c.StopSignal)
-	}
-	for k := range c.Meta {
-		if k == "" {
-			return usagef("meta", "empty key")
-		}
+	if _, ok := c.Meta[""]; ok {
+		return configErrorf("Meta", "empty key")
 	}
 	if c.RenewInterval >= c.TTL {
-		return usagef("renew", "%v: must be less than --ttl %v", c.RenewInterval, c.TTL)
+		return configErrorf("RenewInterval", "%v: must be less than TTL %v", c.RenewInterval, c.TTL)
 	}
-	if c.RenewInterval+c.grace()+c.Margin >= c.TTL && defaulted {
-		// Only the TTL was given: say so, not what follows from it.
-		return usagef("ttl", "%v: too short: with --renew and --grace at a third of it, "+
+	if c.RenewInterval+c.Grace+c.Margin < c.TTL {
+		return nil
+	}
+	if d := NewConfig(c.Path, c.TTL); c.RenewInterval == d.RenewInterval && c.Grace == d.Grace {
+		// As NewConfig has them: say that the TTL is too short, not what
+		// follows from it.
+		return configErrorf("TTL", "%v: too short: with RenewInterval and Grace at a third of it, "+
 			"the %v it takes to SIGKILL the child leaves no room before the lease can lapse; "+
 			"give more than %v", c.TTL, c.Margin, 3*c.Margin)
 	}
-	if c.RenewInterval+c.grace()+c.Margin >= c.TTL {
-		return usagef("grace", "%v leaves no room to kill the child before the lease can lapse: "+
-			"--renew %v + --grace %v + %v for SIGKILL must be less than --ttl %v",
-			c.grace(), c.RenewInterval, c.grace(), c.Margin, c.TTL)
-	}
-	return nil
+	return configErrorf("Grace", "%v leaves no room to kill the child before the lease can lapse: "+
+		"RenewInterval %v + Grace %v + %v for SIGKILL must be less than TTL %v",
+		c.Grace, c.RenewInterval, c.Grace, c.Margin, c.TTL)
 }
 
-// grace is the effective grace: NoGrace counts as none.
-func (c *Config) grace() time.Duration { return max(c.Grace, 0) }
+// maxSignal is the highest signal number: 64 on Linux, which has real-time
+// signals up to 64, and 31 elsewhere.
+func maxSignal() syscall.Signal {
+	if runtime.GOOS == "linux" {
+		return 64
+	}
+	return 31
+}
+
+// logger is where the events go.
+func (c *Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
 
 // retryInterval is how soon a failed renewal is tried again.
 func (c *Config) retryInterval() time.Duration { return max(c.RenewInterval/4, time.Millisecond) }

@@ -7,81 +7,63 @@ import (
 	"time"
 )
 
-func TestConfigDefaults(t *testing.T) {
-	c := Config{Path: "p"}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
+func TestNewConfig(t *testing.T) {
+	c := NewConfig("p", 15*time.Second)
 	want := Config{Path: "p", TTL: 15 * time.Second, RenewInterval: 5 * time.Second,
-		Grace: 5 * time.Second, Margin: 1500 * time.Millisecond, StopSignal: syscall.SIGTERM}
-	if c.TTL != want.TTL || c.RenewInterval != want.RenewInterval || c.Grace != want.Grace ||
-		c.Margin != want.Margin || c.StopSignal != want.StopSignal || c.Logger == nil {
-		t.Errorf("defaults: got %+v, want %+v", c, want)
+		Grace: 5 * time.Second, Margin: 1500 * time.Millisecond}
+	if c.Path != want.Path || c.TTL != want.TTL || c.RenewInterval != want.RenewInterval ||
+		c.Grace != want.Grace || c.Margin != want.Margin {
+		t.Errorf("NewConfig: got %+v, want %+v", c, want)
 	}
-
-	short := Config{Path: "p", TTL: 100 * time.Millisecond}
-	if err := short.Validate(); err != nil {
-		t.Fatal(err)
+	if err := c.Validate(); err != nil {
+		t.Error(err)
 	}
-	if short.Margin != MinMargin {
-		t.Errorf("margin for a 100ms ttl = %v, want %v", short.Margin, MinMargin)
-	}
-
-	none := Config{Path: "p", Grace: NoGrace}
-	if err := none.Validate(); err != nil || none.grace() != 0 {
-		t.Errorf("NoGrace: %v, grace %v", err, none.grace())
+	if short := NewConfig("p", 100*time.Millisecond); short.Margin != minMargin {
+		t.Errorf("margin for a 100ms ttl = %v, want %v", short.Margin, minMargin)
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
+	d := NewConfig("p", 15*time.Second)
+	with := func(f func(*Config)) Config {
+		c := d
+		f(&c)
+		return c
+	}
 	for _, tc := range []struct {
-		name string
-		cfg  Config
-		flag string // the error's; "" when valid, "-" for none
+		name  string
+		cfg   Config
+		field string // the error's; "" when valid
 	}{
-		{"no path", Config{}, "--lease"},
-		{"negative ttl", Config{Path: "p", TTL: -time.Second}, "--ttl"},
-		{"negative renew", Config{Path: "p", RenewInterval: -1}, "--renew"},
-		{"renew = ttl", Config{Path: "p", TTL: time.Second, RenewInterval: time.Second}, "--renew"},
-		{"renew > ttl", Config{Path: "p", RenewInterval: time.Minute}, "--renew"},
-		{"grace too long", Config{Path: "p", Grace: 10 * time.Second}, "--grace"},
-		{"renew + grace too long", Config{Path: "p", RenewInterval: 9 * time.Second}, "--grace"},
-		{"ttl too short for the defaults", Config{Path: "p", TTL: 60 * time.Millisecond}, "--ttl"},
-		{"ttl long enough for the defaults", Config{Path: "p", TTL: 61 * time.Millisecond}, ""},
-		{"negative wait timeout", Config{Path: "p", WaitTimeout: -1}, "--wait-timeout"},
-		{"not a signal", Config{Path: "p", StopSignal: syscall.Signal(0)}, "--stop-signal"},
-		{"empty meta key", Config{Path: "p", Meta: map[string]string{"": "x"}}, "--meta"},
-		{"negative margin", Config{Path: "p", Margin: -1}, "-"}, // no flag sets it
-		{"long grace fits", Config{Path: "p", TTL: 10 * time.Second, RenewInterval: time.Second, Grace: 7 * time.Second}, ""},
+		{"no path", with(func(c *Config) { c.Path = "" }), "Path"},
+		{"no ttl", with(func(c *Config) { c.TTL = 0 }), "TTL"},
+		{"negative ttl", with(func(c *Config) { c.TTL = -time.Second }), "TTL"},
+		{"no renew", with(func(c *Config) { c.RenewInterval = 0 }), "RenewInterval"},
+		{"renew = ttl", with(func(c *Config) { c.RenewInterval = c.TTL }), "RenewInterval"},
+		{"renew > ttl", with(func(c *Config) { c.RenewInterval = time.Minute }), "RenewInterval"},
+		{"negative grace", with(func(c *Config) { c.Grace = -1 }), "Grace"},
+		{"no grace", with(func(c *Config) { c.Grace = 0 }), ""},
+		{"grace too long", with(func(c *Config) { c.Grace = 10 * time.Second }), "Grace"},
+		{"renew + grace too long", with(func(c *Config) { c.RenewInterval = 9 * time.Second }), "Grace"},
+		{"ttl too short for the defaults", NewConfig("p", 60*time.Millisecond), "TTL"},
+		{"ttl long enough for the defaults", NewConfig("p", 61*time.Millisecond), ""},
+		{"no margin", with(func(c *Config) { c.Margin = 0 }), "Margin"},
+		{"negative wait timeout", with(func(c *Config) { c.WaitTimeout = -1 }), "WaitTimeout"},
+		{"not a signal", with(func(c *Config) { c.StopSignal = syscall.Signal(0) }), "StopSignal"},
+		{"no such signal", with(func(c *Config) { c.StopSignal = syscall.Signal(99) }), "StopSignal"},
+		{"a signal", with(func(c *Config) { c.StopSignal = syscall.SIGINT }), ""},
+		{"empty meta key", with(func(c *Config) { c.Meta = map[string]string{"": "x"} }), "Meta"},
+		{"long grace fits", with(func(c *Config) { c.TTL, c.RenewInterval, c.Grace = 10*time.Second, time.Second, 7*time.Second }), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
-			if tc.flag == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrUsage) || ExitCode(err) != ExitUsage {
-				t.Fatalf("got %v (status %d), want a usage error", err, ExitCode(err))
-			}
-			var ue *UsageError
-			if !errors.As(err, &ue) || "--"+ue.Flag != tc.flag && !(tc.flag == "-" && ue.Flag == "") {
-				t.Errorf("%q: want a usage error about %s", err, tc.flag)
+			var ce *ConfigError
+			switch {
+			case tc.field == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.field != "" && (!errors.As(err, &ce) || ce.Field != tc.field):
+				t.Fatalf("got %v, want an error about %s", err, tc.field)
 			}
 		})
-	}
-}
-
-func TestParseSignal(t *testing.T) {
-	for _, s := range []string{"TERM", "SIGTERM", "term", "sigterm", "15", " TERM "} {
-		if sig, err := ParseSignal(s); err != nil || sig != syscall.SIGTERM {
-			t.Errorf("ParseSignal(%q) = %v, %v", s, sig, err)
-		}
-	}
-	for _, s := range []string{"", "FOO", "SIG", "0", "-1", "1000", "TERM2"} {
-		if sig, err := ParseSignal(s); err == nil {
-			t.Errorf("ParseSignal(%q) = %v, want an error", s, sig)
-		}
 	}
 }

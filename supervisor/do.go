@@ -19,15 +19,14 @@ import (
 // (errors.Is(err, lease.ErrLost)) joined with fn's error, if any other than
 // the cancellation. Otherwise it returns fn's error.
 //
-// Errors from taking the lease carry an exit status (ExitCode), like Run's.
-// A failed release is logged, not returned: the lease then lapses within
-// its TTL.
+// Errors from validating cfg and taking the lease are Run's. A failed
+// release is logged, not returned: the lease then lapses within its TTL.
 func Do(ctx context.Context, cfg Config, fn func(ctx context.Context) error) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := cfg.Logger.With("lease", cfg.Path)
-	l, err := acquire(ctx, &cfg, nil)
+	log := cfg.logger().With("lease", cfg.Path)
+	l, err := acquire(ctx, &cfg)
 	if err != nil {
 		return err
 	}
@@ -51,7 +50,7 @@ func Do(ctx context.Context, cfg Config, fn func(ctx context.Context) error) err
 	})
 	rn := newRenewer(&cfg, l, log)
 	g.Add(rn.run, rn.interrupt)
-	gd := &guard{quit: newQuit(), l: l, grace: cfg.grace(), margin: cfg.Margin, log: log,
+	gd := &guard{quit: newQuit(), l: l, grace: cfg.Grace, margin: cfg.Margin, log: log,
 		stop: func(err *LostError) { lost.set(err); cancel(err) }}
 	g.Add(gd.run, gd.interrupt)
 	var lostErr *LostError

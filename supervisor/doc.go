@@ -21,10 +21,11 @@
 // before the child has to be stopped. A failed renewal is retried after
 // RenewInterval/4.
 //
-// # Exit status
+// # Errors
 //
-// Run returns the status the leaserun command exits with: the child's own
-// (128+N when signal N killed it), or one of ExitUsage, ExitIO, ExitHeld,
-// ExitLost, ExitCannotExec, ExitNotFound together with an error that says
-// why. Errors carry their status: see ExitCode.
+// Run returns nil when the command exited 0, and otherwise an error that
+// says what ended it: an *ExitError for the command's own status, or one
+// that tells why Run caused the end itself (see Run), which a program such
+// as the leaserun command maps to its exit statuses with errors.Is and
+// errors.As.
 package supervisor

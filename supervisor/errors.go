@@ -2,85 +2,57 @@ package supervisor
 
 import (
 	"errors"
-	"fmt"
+	"strconv"
+	"syscall"
 
 	"github.com/leaserun/leaserun/lease"
 )
 
-// Exit statuses of the leaserun command (sysexits.h and the shell's).
-const (
-	ExitUsage      = 64  // a bad flag or value, no command, no lease path
-	ExitIO         = 74  // an I/O error on the lease file
-	ExitHeld       = 75  // the lease is held (or the wait timed out)
-	ExitLost       = 76  // the lease was lost while the child ran
-	ExitCannotExec = 126 // the command was found but could not be executed
-	ExitNotFound   = 127 // the command was not found
-)
-
+// Errors about the command, wrapped by Run's error when it can't start it.
 var (
-	// ErrUsage is wrapped by every error about a bad setting.
-	ErrUsage = errors.New("usage error")
-	// ErrNotFound is wrapped when the command can't be found.
+	// ErrNotFound: the command was not found.
 	ErrNotFound = errors.New("command not found")
-	// ErrCannotExec is wrapped when the command was found but could not be
-	// executed.
+	// ErrCannotExec: the command was found but could not be executed.
 	ErrCannotExec = errors.New("command could not be executed")
-	// ErrInterrupted is wrapped when a signal ended the wait for the lease.
-	ErrInterrupted = errors.New("interrupted")
-	// ErrUnsupported is wrapped, with errors.ErrUnsupported, when the
-	// platform can't run a command under a lease (Windows: no process
-	// groups to stop).
-	ErrUnsupported = errors.New("running a command under a lease is not supported on this platform")
 )
 
-// ExitError is an error together with the exit status it calls for.
+// ExitError reports that the command exited with a non-zero status, or was
+// killed by a signal, as *exec.ExitError does for exec.Cmd.Run.
 type ExitError struct {
+	// Code is the status as a shell reports it: the command's exit status,
+	// or 128+N when signal N killed it.
 	Code int
+	// Signal is the signal that killed the command, or 0.
+	Signal syscall.Signal
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != 0 {
+		return "signal: " + e.Signal.String()
+	}
+	return "exit status " + strconv.Itoa(e.Code)
+}
+
+// InterruptedError reports that a signal ended the wait for the lease: a
+// shell's status for it is 128+Signal.
+type InterruptedError struct {
+	Path   string
+	Signal syscall.Signal
+}
+
+func (e *InterruptedError) Error() string {
+	return "interrupted by " + signalName(e.Signal) + " while taking the lease " + e.Path
+}
+
+// IOError reports that the lease file could not be read or written while
+// the lease was being taken.
+type IOError struct {
+	Path string
 	Err  error
 }
 
-func (e *ExitError) Error() string { return e.Err.Error() }
-func (e *ExitError) Unwrap() error { return e.Err }
-
-// ExitCode is the status to exit with (kong's ExitCoder).
-func (e *ExitError) ExitCode() int { return e.Code }
-
-// ExitCode returns the exit status err calls for: that of the first error in
-// its chain with an ExitCode method, 0 for nil, 1 otherwise.
-func ExitCode(err error) int {
-	var ec interface{ ExitCode() int }
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ec):
-		return ec.ExitCode()
-	default:
-		return 1
-	}
-}
-
-// UsageError is a bad setting. Flag names the leaserun flag it came from.
-type UsageError struct {
-	Flag string // without dashes, e.g. "ttl"
-	Msg  string
-}
-
-func usagef(flag, format string, args ...any) *UsageError {
-	return &UsageError{Flag: flag, Msg: fmt.Sprintf(format, args...)}
-}
-
-func (e *UsageError) Error() string {
-	if e.Flag == "" {
-		return e.Msg
-	}
-	return "--" + e.Flag + ": " + e.Msg
-}
-
-// Is makes errors.Is(err, ErrUsage) true.
-func (e *UsageError) Is(target error) bool { return target == ErrUsage }
-
-// ExitCode is ExitUsage.
-func (e *UsageError) ExitCode() int { return ExitUsage }
+func (e *IOError) Error() string { return "lease " + e.Path + ": " + e.Err.Error() }
+func (e *IOError) Unwrap() error { return e.Err }
 
 // LostError reports that the lease was lost, or could no longer be kept, while
 // the command or function ran. errors.Is(err, lease.ErrLost) is true.
@@ -102,6 +74,3 @@ func (e *LostError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, lease.ErrLost) true, whatever the cause.
 func (e *LostError) Is(target error) bool { return target == lease.ErrLost }
-
-// ExitCode is ExitLost.
-func (e *LostError) ExitCode() int { return ExitLost }

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/leaserun/leaserun/lease"
@@ -85,4 +86,27 @@ func (g *guard) sleepWatching(t time.Time) bool {
 			return true
 		}
 	}
+}
+
+// outcome is the first loss noticed.
+type outcome struct {
+	mu   sync.Mutex
+	lost *LostError
+}
+
+func (o *outcome) set(err *LostError) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lost == nil {
+		o.lost = err
+	}
+}
+
+func (o *outcome) get() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lost == nil {
+		return nil
+	}
+	return o.lost
 }

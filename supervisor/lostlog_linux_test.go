@@ -4,10 +4,13 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/leaserun/leaserun/lease"
 )
 
 // One event, one log line: the guard that stops and then kills a child
@@ -18,10 +21,9 @@ func TestLostLoggedOnce(t *testing.T) {
 	var buf syncBuffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	code, _ := Run(context.Background(), cfg,
-		sh(t, `trap '' TERM; echo $$ > `+pidFile+`; while :; do sleep 0.01; done`))
-	if code != ExitLost {
-		t.Fatalf("status %d, want %d", code, ExitLost)
+	err := Run(context.Background(), cfg, sh(`trap '' TERM; echo $$ > `+pidFile+`; while :; do sleep 0.01; done`))
+	if !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("Run = %v, want lost", err)
 	}
 	if n := strings.Count(buf.String(), `msg="lease lost"`); n != 1 {
 		t.Errorf("%d \"lease lost\" lines for one loss:\n%s", n, buf.String())

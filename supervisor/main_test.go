@@ -5,6 +5,7 @@ package supervisor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/leaserun/leaserun/internal/procstat"
 	"github.com/leaserun/leaserun/lease"
 )
 
@@ -56,14 +58,29 @@ func helperMain() int {
 		cfg.hooks.renew = func(*lease.Lease) error { select {} }
 	}
 	if os.Getenv("H_SUBREAPER") == "1" {
-		if err := setSubreaper(); err != nil {
-			fmt.Fprintln(os.Stderr, "helper: subreaper:", err)
+		if !becomeSubreaper() {
+			fmt.Fprintln(os.Stderr, "helper: can't become a subreaper")
 			return 98
 		}
 		cfg.hooks.reap = true
 	}
-	code, err := Run(context.Background(), cfg, Command{Args: os.Args[1:]})
-	if err != nil {
+	cmd := exec.Command(os.Args[1], os.Args[2:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := Run(context.Background(), cfg, cmd)
+	var exit *ExitError
+	var interrupted *InterruptedError
+	code := 1
+	switch {
+	case err == nil:
+		code = 0
+	case errors.As(err, &exit):
+		code = exit.Code
+	case errors.As(err, &interrupted):
+		code = 128 + int(interrupted.Signal)
+	case errors.Is(err, lease.ErrLost):
+		code = statusLost
+	}
+	if code == 1 || code == statusLost {
 		fmt.Fprintln(os.Stderr, "helper: run:", err)
 	}
 	if os.Getenv("H_CHECK_FOREGROUND") == "1" {
@@ -86,6 +103,9 @@ func helperMain() int {
 	}
 	return code
 }
+
+// statusLost is the helper's status when the lease was lost, as leaserun's.
+const statusLost = 76
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
 type syncBuffer struct {
@@ -209,20 +229,13 @@ func waitFile(t *testing.T, name string) string {
 // groupAlive counts the live (not zombie) processes in process group pgid.
 func groupAlive(t *testing.T, pgid int) int {
 	t.Helper()
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	procs, err := procstat.All()
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
-	for _, name := range stats {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			continue // gone
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 3 || fields[0] == "Z" || fields[0] == "X" {
-			continue
-		}
-		if pg, _ := strconv.Atoi(fields[2]); pg == pgid {
+	for _, p := range procs {
+		if p.PGRP == pgid && p.Alive() {
 			n++
 		}
 	}
@@ -278,17 +291,5 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// devNull is the child's stdin in tests: never the terminal.
-func devNull(t *testing.T) *os.File {
-	f, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
-// sh is a command line running script with sh.
-func sh(t *testing.T, script string) Command {
-	return Command{Args: []string{"sh", "-c", script}, Stdin: devNull(t)}
-}
+// sh is a command running script with sh.
+func sh(script string) *exec.Cmd { return exec.Command("sh", "-c", script) }

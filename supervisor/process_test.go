@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/leaserun/leaserun/internal/procstat"
+	"github.com/leaserun/leaserun/internal/pty"
 	"github.com/leaserun/leaserun/lease"
 )
 
@@ -165,8 +165,8 @@ func TestFrozenPastTTL(t *testing.T) {
 	time.Sleep(testConfig(t).TTL + 500*time.Millisecond) // the freeze itself, not a synchronisation
 	h.cmd.Process.Signal(syscall.SIGCONT)
 	syscall.Kill(-pgid, syscall.SIGCONT)
-	if code := h.wait(t); code != ExitLost {
-		t.Fatalf("exit status %d, want %d", code, ExitLost)
+	if code := h.wait(t); code != statusLost {
+		t.Fatalf("exit status %d, want %d", code, statusLost)
 	}
 	if !strings.Contains(h.stderr.String(), "lease lost") {
 		t.Errorf("no loss logged:\n%s", h.stderr.String())
@@ -219,20 +219,15 @@ func TestReaper(t *testing.T) {
 }
 
 func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+	s, err := procstat.Read(pid)
+	return err == nil && s.Alive()
 }
 
 // On a terminal the child's group gets the foreground: it reads the
 // terminal, and Ctrl-C reaches it once, from the terminal, not also from
 // leaserun. leaserun takes the foreground back afterwards.
 func TestTerminal(t *testing.T) {
-	ptm, pts := openPty(t)
+	ptm, pts := pty.Open(t)
 	dir := t.TempDir()
 	ready, read, got := filepath.Join(dir, "ready"), filepath.Join(dir, "read"), filepath.Join(dir, "got")
 	h := startOnTerminal(t, ptm, pts, pts, pts,
@@ -260,7 +255,7 @@ func TestTerminal(t *testing.T) {
 // through stdout: a child that opens /dev/tty to read (a password prompt)
 // reads it instead of stopping on SIGTTIN as a background process.
 func TestTerminalThroughStdout(t *testing.T) {
-	ptm, pts := openPty(t)
+	ptm, pts := pty.Open(t)
 	stdin, err := os.Open(os.DevNull)
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +279,7 @@ func TestTerminalThroughStdout(t *testing.T) {
 // leaserun's process group: the child does not take the foreground from
 // them.
 func TestTerminalNotTakenInAPipeline(t *testing.T) {
-	ptm, pts := openPty(t)
+	ptm, pts := pty.Open(t)
 	var out bytes.Buffer // os/exec copies it through a pipe
 	h := startOnTerminal(t, ptm, pts, pts, &out,
 		// Fields 5 and 8 of /proc/self/stat: process group, and the
@@ -315,26 +310,4 @@ func startOnTerminal(t *testing.T, ptm, pts *os.File, stdin io.Reader, stdout io
 	}
 	go io.Copy(io.Discard, ptm) // the terminal's output
 	return h
-}
-
-// openPty opens a pseudo-terminal: the master and the slave.
-func openPty(t *testing.T) (ptm, pts *os.File) {
-	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	t.Cleanup(func() { ptm.Close() })
-	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetUint32(int(ptm.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pts.Close() })
-	return ptm, pts
 }

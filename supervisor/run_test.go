@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,19 +20,25 @@ import (
 func TestRunExitStatus(t *testing.T) {
 	for _, tc := range []struct {
 		script string
-		want   int
+		want   ExitError // none for exit 0
 	}{
-		{"exit 0", 0},
-		{"exit 3", 3},
-		{"exit 255", 255},
-		{"kill -USR1 $$", 128 + int(syscall.SIGUSR1)},
-		{"kill -KILL $$", 137},
+		{"exit 0", ExitError{}},
+		{"exit 3", ExitError{Code: 3}},
+		{"exit 255", ExitError{Code: 255}},
+		{"kill -USR1 $$", ExitError{Code: 128 + int(syscall.SIGUSR1), Signal: syscall.SIGUSR1}},
+		{"kill -KILL $$", ExitError{Code: 137, Signal: syscall.SIGKILL}},
 	} {
 		t.Run(tc.script, func(t *testing.T) {
 			cfg := testConfig(t)
-			code, err := Run(context.Background(), cfg, sh(t, tc.script))
-			if code != tc.want || err != nil {
-				t.Fatalf("Run = %d, %v; want %d, nil", code, err, tc.want)
+			err := Run(context.Background(), cfg, sh(tc.script))
+			var got ExitError
+			if exit := (*ExitError)(nil); errors.As(err, &exit) {
+				got = *exit
+			} else if err != nil {
+				t.Fatalf("Run = %v, want %v", err, &tc.want)
+			}
+			if got != tc.want {
+				t.Fatalf("Run = %v, want %v", err, &tc.want)
 			}
 			st, err := lease.Read(cfg.Path)
 			if err != nil || st.State != lease.StateReleased {
@@ -47,10 +54,10 @@ func TestRunEnvironment(t *testing.T) {
 	t.Chdir(dir)
 	cfg.Path = "lease" // relative: the child gets it absolute
 	out := filepath.Join(dir, "env")
-	cmd := sh(t, `printf '%s\n' "$LEASERUN_LEASE_PATH" "$LEASERUN_INSTANCE_ID" "$LEASERUN_EPOCH" "$KEPT" > `+out)
+	cmd := sh(`printf '%s\n' "$LEASERUN_LEASE_PATH" "$LEASERUN_INSTANCE_ID" "$LEASERUN_EPOCH" "$KEPT" > ` + out)
 	cmd.Env = []string{"KEPT=yes", "PATH=" + os.Getenv("PATH"), "LEASERUN_EPOCH=stale"}
-	if code, err := Run(context.Background(), cfg, cmd); code != 0 || err != nil {
-		t.Fatalf("Run = %d, %v", code, err)
+	if err := Run(context.Background(), cfg, cmd); err != nil {
+		t.Fatalf("Run = %v", err)
 	}
 	st, err := lease.Read(filepath.Join(dir, "lease"))
 	if err != nil || st.Record == nil {
@@ -74,22 +81,21 @@ func TestRunCommandNotRunnable(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
-		cmd      string
-		code     int
+		cmd      *exec.Cmd
 		sentinel error
 		acquired bool // the failure comes after the lease was taken
 	}{
-		{"not in PATH", "no-such-command-leaserun", ExitNotFound, ErrNotFound, false},
-		{"no such file", filepath.Join(dir, "missing"), ExitNotFound, ErrNotFound, false},
-		{"not executable", notExec, ExitCannotExec, ErrCannotExec, false},
-		{"a directory", dir, ExitCannotExec, ErrCannotExec, false},
-		{"exec fails", noInterp, ExitCannotExec, ErrCannotExec, true},
+		{"not in PATH", exec.Command("no-such-command-leaserun"), ErrNotFound, false},
+		{"no such file", exec.Command(filepath.Join(dir, "missing")), ErrNotFound, false},
+		{"no command", &exec.Cmd{}, ErrNotFound, false},
+		{"not executable", exec.Command(notExec), ErrCannotExec, false},
+		{"a directory", exec.Command(dir), ErrCannotExec, false},
+		{"exec fails", exec.Command(noInterp), ErrCannotExec, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
-			code, err := Run(context.Background(), cfg, Command{Args: []string{tc.cmd}, Stdin: devNull(t)})
-			if code != tc.code || !errors.Is(err, tc.sentinel) || ExitCode(err) != tc.code {
-				t.Fatalf("Run = %d, %v; want %d, %v", code, err, tc.code, tc.sentinel)
+			if err := Run(context.Background(), cfg, tc.cmd); !errors.Is(err, tc.sentinel) {
+				t.Fatalf("Run = %v, want %v", err, tc.sentinel)
 			}
 			st, err := lease.Read(cfg.Path)
 			want := lease.StateFree
@@ -103,14 +109,11 @@ func TestRunCommandNotRunnable(t *testing.T) {
 	}
 }
 
-func TestRunUsage(t *testing.T) {
+func TestRunConfigError(t *testing.T) {
 	cfg := testConfig(t)
-	if code, err := Run(context.Background(), cfg, Command{}); code != ExitUsage || !errors.Is(err, ErrUsage) {
-		t.Errorf("no command: Run = %d, %v", code, err)
-	}
 	cfg.RenewInterval = cfg.TTL
-	if code, err := Run(context.Background(), cfg, sh(t, "exit 0")); code != ExitUsage || !errors.Is(err, ErrUsage) {
-		t.Errorf("renew = ttl: Run = %d, %v", code, err)
+	if err := Run(context.Background(), cfg, sh("exit 0")); !errors.As(err, new(*ConfigError)) {
+		t.Errorf("renew = ttl: Run = %v", err)
 	}
 }
 
@@ -122,9 +125,9 @@ func TestRunHeld(t *testing.T) {
 	}
 	defer l.Release()
 	ran := filepath.Join(t.TempDir(), "ran")
-	code, err := Run(context.Background(), cfg, sh(t, "touch "+ran))
-	if code != ExitHeld || !errors.Is(err, lease.ErrHeld) || !strings.Contains(err.Error(), l.InstanceID()) {
-		t.Fatalf("Run = %d, %v; want %d naming the holder", code, err, ExitHeld)
+	err = Run(context.Background(), cfg, sh("touch "+ran))
+	if !errors.Is(err, lease.ErrHeld) || !strings.Contains(err.Error(), l.InstanceID()) {
+		t.Fatalf("Run = %v; want held, naming the holder", err)
 	}
 	if readFile(t, ran) != "" || fileExists(ran) {
 		t.Error("the command ran although the lease was held")
@@ -134,9 +137,9 @@ func TestRunHeld(t *testing.T) {
 func TestRunIOError(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Path = filepath.Join(t.TempDir(), "missing", "lease")
-	code, err := Run(context.Background(), cfg, sh(t, "exit 0"))
-	if code != ExitIO || err == nil || !strings.Contains(err.Error(), cfg.Path) {
-		t.Fatalf("Run = %d, %v; want %d naming the path", code, err, ExitIO)
+	err := Run(context.Background(), cfg, sh("exit 0"))
+	if ioErr := (*IOError)(nil); !errors.As(err, &ioErr) || ioErr.Path != cfg.Path || !strings.Contains(err.Error(), cfg.Path) {
+		t.Fatalf("Run = %v; want an I/O error naming the path", err)
 	}
 }
 
@@ -149,9 +152,9 @@ func TestRunWaitTimeout(t *testing.T) {
 	defer l.Release()
 	cfg.Wait, cfg.WaitTimeout = true, 200*time.Millisecond
 	start := time.Now()
-	code, err := Run(context.Background(), cfg, sh(t, "exit 0"))
-	if code != ExitHeld || !errors.Is(err, lease.ErrHeld) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Run = %d, %v; want %d after the wait timeout", code, err, ExitHeld)
+	err = Run(context.Background(), cfg, sh("exit 0"))
+	if !errors.Is(err, lease.ErrHeld) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run = %v; want held after the wait timeout", err)
 	}
 	if d := time.Since(start); d < cfg.WaitTimeout {
 		t.Errorf("gave up after %v, before the wait timeout %v", d, cfg.WaitTimeout)
@@ -165,24 +168,17 @@ func TestRunWaitsForRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Wait = true
-	type result struct {
-		code int
-		err  error
-	}
-	res := make(chan result, 1)
-	go func() {
-		code, err := Run(context.Background(), cfg, sh(t, "exit 7"))
-		res <- result{code, err}
-	}()
+	res := make(chan error, 1)
+	go func() { res <- Run(context.Background(), cfg, sh("exit 7")) }()
 	// The holder neither renews nor releases for a minute: Run can only
 	// run the command once it is released.
 	if err := l.Release(); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case r := <-res:
-		if r.code != 7 || r.err != nil {
-			t.Fatalf("Run = %d, %v; want 7, nil", r.code, r.err)
+	case err := <-res:
+		if exit := (*ExitError)(nil); !errors.As(err, &exit) || exit.Code != 7 {
+			t.Fatalf("Run = %v; want exit status 7", err)
 		}
 	case <-time.After(patience):
 		t.Fatal("Run did not take the released lease")
@@ -190,33 +186,26 @@ func TestRunWaitsForRelease(t *testing.T) {
 }
 
 // A takeover is noticed at the next renewal: the child's whole group is
-// killed at once and Run exits ExitLost.
+// killed at once and Run returns a *LostError.
 func TestRunLost(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.TTL = 5 * time.Second // the renewal, not the guard, must notice
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	type result struct {
-		code int
-		err  error
-	}
-	res := make(chan result, 1)
-	go func() {
-		code, err := Run(context.Background(), cfg, sh(t, "echo $$ > "+pidFile+"; sleep 100 | cat"))
-		res <- result{code, err}
-	}()
+	res := make(chan error, 1)
+	go func() { res <- Run(context.Background(), cfg, sh("echo $$ > "+pidFile+"; sleep 100 | cat")) }()
 	waitFile(t, pidFile)
 	thief := takeOver(t, cfg.Path)
 	defer thief.Release()
 	start := time.Now()
-	var r result
+	var err error
 	select {
-	case r = <-res:
+	case err = <-res:
 	case <-time.After(patience):
 		t.Fatal("Run did not notice the takeover")
 	}
 	var lost *LostError
-	if r.code != ExitLost || !errors.Is(r.err, lease.ErrLost) || !errors.As(r.err, &lost) {
-		t.Fatalf("Run = %d, %v; want %d, lost", r.code, r.err, ExitLost)
+	if !errors.Is(err, lease.ErrLost) || !errors.As(err, &lost) {
+		t.Fatalf("Run = %v; want lost", err)
 	}
 	if d := time.Since(start); d > cfg.RenewInterval+time.Second {
 		t.Errorf("the takeover was noticed after %v", d)
@@ -236,11 +225,11 @@ func TestRunGuardStopsWhenRenewalHangs(t *testing.T) {
 	dir := t.TempDir()
 	ready, termed := filepath.Join(dir, "ready"), filepath.Join(dir, "termed")
 	start := time.Now()
-	code, err := Run(context.Background(), cfg,
-		sh(t, `trap 'echo yes > `+termed+`; exit 0' TERM; echo $$ > `+ready+`; while :; do sleep 0.01; done`))
+	err := Run(context.Background(), cfg,
+		sh(`trap 'echo yes > `+termed+`; exit 0' TERM; echo $$ > `+ready+`; while :; do sleep 0.01; done`))
 	end := time.Now()
-	if code != ExitLost || !errors.Is(err, lease.ErrLost) {
-		t.Fatalf("Run = %d, %v; want %d, lost", code, err, ExitLost)
+	if !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("Run = %v; want lost", err)
 	}
 	if readFile(t, termed) != "yes" {
 		t.Error("the child did not get the stop signal")
@@ -262,11 +251,10 @@ func TestRunGuardKillsBeforeDeadline(t *testing.T) {
 	cfg := testConfig(t)
 	hangRenewals(t, &cfg)
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	code, err := Run(context.Background(), cfg,
-		sh(t, `trap '' TERM; echo $$ > `+pidFile+`; while :; do sleep 0.01; done`))
+	err := Run(context.Background(), cfg, sh(`trap '' TERM; echo $$ > `+pidFile+`; while :; do sleep 0.01; done`))
 	end := time.Now()
-	if code != ExitLost || !errors.Is(err, lease.ErrLost) {
-		t.Fatalf("Run = %d, %v; want %d, lost", code, err, ExitLost)
+	if !errors.Is(err, lease.ErrLost) {
+		t.Fatalf("Run = %v; want lost", err)
 	}
 	st, rerr := lease.Read(cfg.Path)
 	if rerr != nil || st.Record == nil {
@@ -285,9 +273,9 @@ func TestRunGuardKillsBeforeDeadline(t *testing.T) {
 func TestRunKillsLeftovers(t *testing.T) {
 	cfg := testConfig(t)
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	code, err := Run(context.Background(), cfg, sh(t, "echo $$ > "+pidFile+"; sleep 100 & exit 4"))
-	if code != 4 || err != nil {
-		t.Fatalf("Run = %d, %v; want 4, nil", code, err)
+	err := Run(context.Background(), cfg, sh("echo $$ > "+pidFile+"; sleep 100 & exit 4"))
+	if exit := (*ExitError)(nil); !errors.As(err, &exit) || exit.Code != 4 {
+		t.Fatalf("Run = %v; want exit status 4", err)
 	}
 	waitGroupGone(t, pidFile)
 }
@@ -303,9 +291,9 @@ func TestRunContextCancel(t *testing.T) {
 		waitFile(t, pidFile)
 		cancel()
 	}()
-	code, err := Run(ctx, cfg, sh(t, `trap 'exit 9' USR1; echo $$ > `+pidFile+`; while :; do sleep 0.01; done`))
-	if code != 9 || err != nil {
-		t.Fatalf("Run = %d, %v; want 9 (the child's handler of the stop signal)", code, err)
+	err := Run(ctx, cfg, sh(`trap 'exit 9' USR1; echo $$ > `+pidFile+`; while :; do sleep 0.01; done`))
+	if exit := (*ExitError)(nil); !errors.As(err, &exit) || exit.Code != 9 {
+		t.Fatalf("Run = %v; want exit status 9 (the child's handler of the stop signal)", err)
 	}
 }
 

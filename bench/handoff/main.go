@@ -50,6 +50,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/leaserun/leaserun/internal/procstat"
 )
 
 // mono is CLOCK_MONOTONIC in nanoseconds: the same clock in every process.
@@ -384,16 +386,8 @@ const clkTck = 100 // sysconf(_SC_CLK_TCK) on Linux
 
 // cpuTicks is utime+stime of pid, in clock ticks.
 func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return ut + st
+	s, _ := procstat.Read(pid)
+	return int64(s.UTime + s.STime)
 }
 
 // cpuNanos is the time pid's threads spent on a CPU, from schedstat: the

@@ -2,35 +2,14 @@ package main
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
-
-	"github.com/leaserun/leaserun/supervisor"
 )
 
-// optDuration is a duration flag whose default depends on other flags: it
-// knows whether it was given at all (--grace 0 is not the default).
-type optDuration struct {
-	d   time.Duration
-	set bool
-}
-
-func (o *optDuration) Decode(ctx *kong.DecodeContext) error {
-	var s string
-	if err := ctx.Scan.PopValueInto("duration", &s); err != nil {
-		return err
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("expected a duration like 500ms, 15s or 2m but got %q", s)
-	}
-	o.d, o.set = d, true
-	return nil
-}
-
-// signalFlag is a signal given as TERM, SIGTERM or 15.
+// signalFlag is a signal given as TERM, SIGTERM, term or 15.
 type signalFlag struct{ sig syscall.Signal }
 
 func (f *signalFlag) Decode(ctx *kong.DecodeContext) error {
@@ -38,11 +17,14 @@ func (f *signalFlag) Decode(ctx *kong.DecodeContext) error {
 	if err := ctx.Scan.PopValueInto("signal", &s); err != nil {
 		return err
 	}
-	sig, err := supervisor.ParseSignal(s)
-	if err != nil {
-		return err
+	name := strings.ToUpper(strings.TrimSpace(s))
+	if n, err := strconv.Atoi(name); err == nil {
+		f.sig = syscall.Signal(n) // supervisor.Config.Validate checks it
+		return nil
 	}
-	f.sig = sig
+	if f.sig = signalNum("SIG" + strings.TrimPrefix(name, "SIG")); f.sig == 0 {
+		return fmt.Errorf("%q: no such signal (use a name like TERM or a number like 15)", s)
+	}
 	return nil
 }
 

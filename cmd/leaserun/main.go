@@ -14,10 +14,9 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 
 	"github.com/alecthomas/kong"
-
-	"github.com/leaserun/leaserun/supervisor"
 )
 
 func main() {
@@ -39,53 +38,51 @@ type cli struct {
 	Status statusCmd `cmd:"" help:"Print the lease's record as JSON, with expires_at and state; exit 0 if it is held."`
 }
 
-// Validate makes the cross-flag checks of the selected command. (Kong would
-// prefix the command's name to an error of the command's own Validate.)
-func (c *cli) Validate(kctx *kong.Context) error {
-	if isStatus(kctx) {
-		return c.Status.validate()
-	}
-	return c.Run.validate()
-}
-
-func isStatus(kctx *kong.Context) bool {
-	return kctx.Selected() != nil && kctx.Selected().Name == "status"
-}
-
-// exit unwinds Main when kong asks to exit (--help, --version).
-type exit int
-
 // Main runs leaserun with args and returns its exit status.
-func Main(args []string, stdout, stderr io.Writer) (code int) {
+func Main(args []string, stdout, stderr io.Writer) int {
 	var c cli
-	parser, err := kong.New(&c,
+	exited := -1 // the status kong asked to exit with
+	parser := kong.Must(&c,
 		kong.Name("leaserun"),
 		kong.Description("Run one command while holding a lease, and never let it outlive the lease."),
 		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exit(code)) }),
+		kong.Exit(func(code int) {
+			if exited < 0 {
+				exited = code
+			}
+		}),
 	)
-	if err != nil {
-		fmt.Fprintf(stderr, "leaserun: %v\n", err) // a bug in the grammar
-		return 70
-	}
-	defer func() {
-		switch e := recover().(type) {
-		case nil:
-		case exit:
-			code = int(e)
-		default:
-			panic(e)
-		}
-	}()
 	kctx, err := parser.Parse(withCommand(args))
-	if err != nil {
-		fmt.Fprintf(stderr, "leaserun: error: %v\n", usageMessage(err))
-		return supervisor.ExitUsage
+	switch {
+	case exited >= 0:
+		// --help or --version has been printed, and asked to exit: Parse
+		// went on, and what it found does not matter.
+		return exited
+	case err != nil:
+		return usage(stderr, err)
 	}
-	if isStatus(kctx) {
-		return c.Status.run(stdout, stderr)
+	err = kctx.Run()
+	var status exitStatus
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &status):
+		return int(status)
+	case errors.As(err, new(usageError)):
+		return usage(stderr, err)
 	}
-	return c.Run.run(stderr)
+	fmt.Fprintf(stderr, "leaserun: error: %v\n", err)
+	return 1
+}
+
+// usage says what is wrong with the command line, and returns exitUsage.
+func usage(stderr io.Writer, err error) int {
+	var ue usageError
+	if errors.As(err, &ue) {
+		err = ue // without the command's name, which kong puts before a Validate's error
+	}
+	fmt.Fprintf(stderr, "leaserun: error: %v\n", err)
+	return exitUsage
 }
 
 // BeforeReset makes kong take an empty environment variable for an unset
@@ -120,11 +117,13 @@ func unsetEmptyEnv(node *kong.Node) {
 	}
 }
 
-// withCommand names the run command when args leave it out and have a --:
-// kong would otherwise take a COMMAND named like one of ours ("leaserun
-// --lease p -- status") for that command. A command name before the first
-// -- means it was given (the value of a flag spelled like one, as in
-// "--lease run", also counts: then kong parses as it always did).
+// withCommand names the run command when args leave it out and have a --.
+// Kong matches the names of commands in positional arguments, those after
+// -- too, and has no option against it: it would take a COMMAND named like
+// one of ours ("leaserun --lease p -- status") for that command. A command
+// name before the first -- means it was given (the value of a flag spelled
+// like one, as in "--lease run", also counts: then kong parses as it always
+// did).
 func withCommand(args []string) []string {
 	for _, a := range args {
 		switch a {
@@ -137,12 +136,24 @@ func withCommand(args []string) []string {
 	return args
 }
 
-// usageMessage is err's one line, without the prefix kong gives errors of
-// the selected command's values.
-func usageMessage(err error) string {
-	var ue *supervisor.UsageError
-	if errors.As(err, &ue) {
-		return ue.Error()
-	}
-	return err.Error()
-}
+// Exit statuses (sysexits.h and the shell's), beside the child's own and
+// --held-exit-code (75, EX_TEMPFAIL, unless given).
+const (
+	exitUsage      = 64  // a bad flag or value, no command, no lease path
+	exitIO         = 74  // an I/O error on the lease file
+	exitLost       = 76  // the lease was lost while the child ran
+	exitCannotExec = 126 // the command was found but could not be executed
+	exitNotFound   = 127 // the command was not found
+)
+
+// exitStatus ends leaserun with a status, what went wrong having been said.
+type exitStatus int
+
+func (s exitStatus) Error() string { return "exit status " + strconv.Itoa(int(s)) }
+
+// usageError is a bad command line, said in a line that names the flag.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func usageErrorf(format string, args ...any) error { return usageError(fmt.Sprintf(format, args...)) }

@@ -63,6 +63,22 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// --stop-signal takes a name, with or without SIG and in any case, or a
+// number.
+func TestStopSignalNames(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lease")
+	for _, s := range []string{"TERM", "SIGTERM", "term", "sigterm", "15", " TERM ", "usr1"} {
+		if code, _, stderr := leaserun(t, "--lease", p, "--stop-signal", s, "--", "true"); code != 0 {
+			t.Errorf("--stop-signal %q: status %d, stderr %q", s, code, stderr)
+		}
+	}
+	for _, s := range []string{"", "FOO", "SIG", "0", "-1", "1000", "TERM2"} {
+		if code, _, stderr := leaserun(t, "--lease", p, "--stop-signal="+s, "--", "true"); code != 64 || !strings.Contains(stderr, "--stop-signal") {
+			t.Errorf("--stop-signal %q: status %d, stderr %q; want 64 naming the flag", s, code, stderr)
+		}
+	}
+}
+
 func TestEnvironmentVariables(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "lease")
 	t.Setenv("LEASERUN_LEASE", p)

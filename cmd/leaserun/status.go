@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"text/template"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/leaserun/leaserun/lease"
-	"github.com/leaserun/leaserun/supervisor"
 )
 
 // statusCmd is "leaserun status".
@@ -21,19 +21,20 @@ type statusCmd struct {
 	tmpl *template.Template
 }
 
-func (s *statusCmd) validate() error {
+// Validate checks the flags, and parses the template.
+func (s *statusCmd) Validate() error {
 	if s.Lease == "" {
-		return &supervisor.UsageError{Flag: "lease", Msg: "the lease path is required"}
+		return usageErrorf("--lease: the lease path is required")
 	}
 	if s.ClockSkew < 0 {
-		return &supervisor.UsageError{Flag: "clock-skew", Msg: fmt.Sprintf("%v: must not be negative", s.ClockSkew)}
+		return usageErrorf("--clock-skew: %v: must not be negative", s.ClockSkew)
 	}
 	if s.Format == "" {
 		return nil
 	}
 	t, err := template.New("format").Option("missingkey=zero").Parse(s.Format)
 	if err != nil {
-		return &supervisor.UsageError{Flag: "format", Msg: err.Error()}
+		return usageErrorf("--format: %v", err)
 	}
 	s.tmpl = t
 	return nil
@@ -63,41 +64,39 @@ func (v statusView) MarshalJSON() ([]byte, error) {
 	}{v.Record, v.ExpiresAt, v.State, v.VersionsRemoved})
 }
 
-// run prints the lease's status: exit 0 when held by a live holder, 1
-// otherwise, 74 on an I/O error or for a lease that no run could acquire
-// (lease.ErrExhausted), as a run would exit.
-func (s *statusCmd) run(stdout, stderr io.Writer) int {
+// Run prints the lease's status, and ends leaserun with 0 when it is held
+// by a live holder, 1 otherwise, 74 on an I/O error or for a lease that no
+// run could acquire (lease.ErrExhausted), as a run would exit.
+func (s *statusCmd) Run(kctx *kong.Context) error {
 	st, err := lease.Read(s.Lease, lease.WithClockSkew(s.ClockSkew))
 	if err != nil {
-		fmt.Fprintf(stderr, "leaserun: error: lease %s: %v\n", s.Lease, err)
-		return supervisor.ExitIO
+		fmt.Fprintf(kctx.Stderr, "leaserun: error: lease %s: %v\n", s.Lease, err)
+		return exitStatus(exitIO)
 	}
 	v := statusView{State: st.State, VersionsRemoved: st.VersionsRemoved}
 	if st.Record != nil {
 		v.Record, v.ExpiresAt = *st.Record, st.Record.ExpiresAt()
 	}
 	if p := st.Published; st.VersionsRemoved && p != nil {
-		fmt.Fprintf(stderr, "leaserun: lease %s: its versions (%s.d) were removed or replaced by hand: %s still shows %s (epoch %d), which no version holds\n",
+		fmt.Fprintf(kctx.Stderr, "leaserun: lease %s: its versions (%s.d) were removed or replaced by hand: %s still shows %s (epoch %d), which no version holds\n",
 			s.Lease, s.Lease, s.Lease, p.InstanceID, p.Epoch)
 	}
 	var out bytes.Buffer
 	if s.tmpl != nil {
 		if err := s.tmpl.Execute(&out, v); err != nil {
-			fmt.Fprintf(stderr, "leaserun: error: --format: %v\n", err)
-			return supervisor.ExitUsage
+			return usageErrorf("--format: %v", err)
 		}
 		out.WriteByte('\n')
 	} else {
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
-			fmt.Fprintf(stderr, "leaserun: error: %v\n", err)
-			return 1
+			return err
 		}
 		out.Write(append(b, '\n'))
 	}
-	stdout.Write(out.Bytes())
-	if st.State == lease.StateHeld {
-		return 0
+	kctx.Stdout.Write(out.Bytes())
+	if st.State != lease.StateHeld {
+		return exitStatus(1)
 	}
-	return 1
+	return nil
 }

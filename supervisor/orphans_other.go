@@ -1,8 +1,0 @@
-//go:build !linux
-
-package supervisor
-
-// becomeSubreaper reports false: only Linux has child subreapers.
-func becomeSubreaper() bool { return false }
-
-func killOrphans() {}

@@ -1,7 +1,0 @@
-//go:build !linux
-
-package supervisor
-
-// pgrpOrphaned reports false: only on Linux does leaserun see the child's
-// stops (see hangup).
-func pgrpOrphaned() bool { return false }
