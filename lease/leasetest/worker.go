@@ -82,8 +82,10 @@ type summary struct {
 	RenewTimeouts int `json:"renew_timeouts"`
 	Releases      int `json:"releases"` // Release returned nil
 	ReleaseLost   int `json:"release_lost"`
-	Dropped       int `json:"dropped"` // handles abandoned after they lapsed, never released
-	Unconfirmed   int `json:"unconfirmed"`
+	// ReleaseTimeouts: Release failed with context.DeadlineExceeded.
+	ReleaseTimeouts int `json:"release_timeouts"`
+	Dropped         int `json:"dropped"` // handles abandoned after they lapsed, never released
+	Unconfirmed     int `json:"unconfirmed"`
 	// SlowAcquisitions: Acquire or Wait failed because its write took
 	// longer than the TTL.
 	SlowAcquisitions int `json:"slow_acquisitions"`
@@ -106,6 +108,8 @@ func (s *summary) add(o summary) {
 	s.RenewTimeouts += o.RenewTimeouts
 	s.Releases += o.Releases
 	s.ReleaseLost += o.ReleaseLost
+	s.ReleaseTimeouts += o.ReleaseTimeouts
+	s.ReleaseTimeouts += o.ReleaseTimeouts
 	s.Dropped += o.Dropped
 	s.Unconfirmed += o.Unconfirmed
 	s.SlowAcquisitions += o.SlowAcquisitions
@@ -490,6 +494,11 @@ func (w *worker) release(h *hold, iv *interval) {
 		iv.Freed = true
 	case errors.Is(err, lease.ErrLost):
 		w.sum.ReleaseLost++
+	case errors.Is(err, context.DeadlineExceeded):
+		// A store that waits on a network gives a release one TTL; a
+		// slow one gives up then. The handle stopped holding when
+		// Release was called, and the lease lapses in its TTL.
+		w.sum.ReleaseTimeouts++
 	case w.cfg.Faults:
 		w.sum.Faults++
 	default:
