@@ -1,8 +1,9 @@
-# leaserun as a container image: a static binary on scratch, for use as an
-# entrypoint or to COPY --from= into other images:
+# leaserun as a container image: static binaries on scratch, for use as an
+# entrypoint or to COPY --from= into other images. /leaserun hands a lease in
+# S3 or etcd to /leaserun-s3 or /leaserun-etcd beside it:
 #
 #   docker build -t leaserun .
-#   COPY --from=leaserun /leaserun /usr/local/bin/leaserun     (in your Dockerfile)
+#   COPY --from=leaserun /leaserun* /usr/local/bin/     (in your Dockerfile)
 #
 # The build step is scripts/build.sh, the same script CI runs.
 
@@ -16,7 +17,7 @@ ARG COMMIT=unknown
 RUN VERSION="$VERSION" COMMIT="$COMMIT" scripts/build.sh /out/leaserun
 
 FROM scratch
-COPY --from=build /out/leaserun /leaserun
+COPY --from=build /out/ /
 # Non-root by default; mount the lease directory writable for this uid, or
 # run with --user to match the volume's owner.
 USER 65532:65532

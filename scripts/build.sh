@@ -1,7 +1,9 @@
 #!/bin/sh
-# Builds a static, reproducible leaserun binary with its version stamped in.
-# The Dockerfile and CI both run this script, so CI exercises the image's
-# build step.
+# Builds static, reproducible leaserun executables with their version
+# stamped in: leaserun at OUTPUT, and beside it every other cmd/leaserun-*
+# (the executables that add a network store, to which leaserun hands a
+# lease of theirs). The Dockerfile and CI both run this script, so CI
+# exercises the image's build step.
 #
 #   scripts/build.sh [OUTPUT]     (default: ./leaserun)
 #
@@ -11,6 +13,13 @@ cd "$(dirname "$0")/.."
 out=${1:-leaserun}
 version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo devel)}
 commit=${COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
-CGO_ENABLED=0 go build -trimpath -buildvcs=false \
-	-ldflags "-s -w -X main.version=$version -X main.commit=$commit" \
-	-o "$out" ./cmd/leaserun
+pkg=github.com/leaserun/leaserun/internal/cli
+for dir in cmd/leaserun cmd/leaserun-*; do
+	[ -d "$dir" ] || continue
+	name=$(basename "$dir")
+	target=$out
+	[ "$name" = leaserun ] || target=$(dirname "$out")/$name
+	CGO_ENABLED=0 go build -trimpath -buildvcs=false \
+		-ldflags "-s -w -X $pkg.version=$version -X $pkg.commit=$commit" \
+		-o "$target" "./$dir"
+done

@@ -10,11 +10,11 @@ import (
 )
 
 // acquire takes the lease, or with cfg.Wait stands by for it, for
-// cfg.WaitTimeout at most. Its errors are those of lease.Acquire and
-// lease.Wait, an I/O error as an *IOError.
+// cfg.WaitTimeout at most. Its errors are those of lease.AcquireStore and
+// lease.WaitStore, an I/O error as an *IOError. cfg.Store is set.
 func acquire(ctx context.Context, cfg *Config) (*lease.Lease, error) {
 	if !cfg.Wait {
-		l, err := lease.Acquire(cfg.Path, cfg.TTL, cfg.leaseOptions()...)
+		l, err := lease.AcquireStore(cfg.Store, cfg.TTL, cfg.leaseOptions()...)
 		return l, acquireError(cfg, err)
 	}
 	if cfg.WaitTimeout > 0 {
@@ -23,14 +23,14 @@ func acquire(ctx context.Context, cfg *Config) (*lease.Lease, error) {
 		defer cancel()
 	}
 	log := cfg.logger()
-	if st, err := lease.Read(cfg.Path, cfg.LeaseOptions...); err == nil && st.State == lease.StateHeld {
+	if st, err := lease.ReadStore(ctx, cfg.Store, cfg.LeaseOptions...); err == nil && st.State == lease.StateHeld {
 		r := st.Record
 		log.Info("waiting for the lease", "lease", cfg.Path, "holder", r.InstanceID,
 			"holder_pid", r.PID, "holder_host", r.Host, "expires_at", r.ExpiresAt().Format(time.RFC3339Nano))
 	} else {
 		log.Debug("waiting for the lease", "lease", cfg.Path)
 	}
-	l, err := lease.Wait(ctx, cfg.Path, cfg.TTL, cfg.leaseOptions()...)
+	l, err := lease.WaitStore(ctx, cfg.Store, cfg.TTL, cfg.leaseOptions()...)
 	return l, acquireError(cfg, err)
 }
 

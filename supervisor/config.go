@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -14,8 +15,13 @@ import (
 // Config says which lease to hold and how. NewConfig fills in the defaults;
 // Validate checks it.
 type Config struct {
-	// Path is the lease file. Required.
+	// Path names the lease: the lease file, when Store is nil; otherwise
+	// what logs, errors and the child's LEASERUN_LEASE_PATH call the lease
+	// (Store.String() when empty). Path or Store is required.
 	Path string
+	// Store is where the lease lives, for a lease on a store other than a
+	// file (lease.Store). Nil means the file lease at Path.
+	Store lease.Store
 	// TTL is the lease's time-to-live. Required.
 	TTL time.Duration
 	// RenewInterval is how often the lease is renewed. It must be positive
@@ -100,7 +106,7 @@ func configErrorf(field, format string, args ...any) *ConfigError {
 // Its errors are *ConfigError.
 func (c *Config) Validate() error {
 	switch {
-	case c.Path == "":
+	case c.Path == "" && c.Store == nil:
 		return configErrorf("Path", "the lease path is required")
 	case c.TTL <= 0:
 		return configErrorf("TTL", "%v: must be positive", c.TTL)
@@ -163,4 +169,18 @@ func (c *Config) leaseOptions() []lease.Option {
 		opts = append(opts, lease.WithMeta(c.Meta))
 	}
 	return opts
+}
+
+// resolveStore sets Store to the file lease at Path, made absolute, when it
+// is nil, and Path to Store.String() when it is empty.
+func (c *Config) resolveStore() {
+	if c.Store == nil {
+		if abs, err := filepath.Abs(c.Path); err == nil {
+			c.Path = abs
+		}
+		c.Store = lease.Files(c.Path)
+	}
+	if c.Path == "" {
+		c.Path = c.Store.String()
+	}
 }

@@ -25,6 +25,7 @@ func Do(ctx context.Context, cfg Config, fn func(ctx context.Context) error) err
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	cfg.resolveStore()
 	log := cfg.logger().With("lease", cfg.Path)
 	l, err := acquire(ctx, &cfg)
 	if err != nil {

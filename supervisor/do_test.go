@@ -5,10 +5,12 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/leaserun/leaserun/lease"
+	"github.com/leaserun/leaserun/lease/leasetest"
 )
 
 func TestDoReturnsFnError(t *testing.T) {
@@ -171,5 +173,37 @@ func TestDoUsage(t *testing.T) {
 	err := Do(context.Background(), Config{}, func(context.Context) error { return nil })
 	if ce := (*ConfigError)(nil); !errors.As(err, &ce) {
 		t.Fatalf("Do = %v, want a usage error", err)
+	}
+}
+
+// TestDoOnAStore: with Config.Store, the lease is the store's, not a file's,
+// and Path defaults to the store's name.
+func TestDoOnAStore(t *testing.T) {
+	cfg := testConfig(t)
+	st := leasetest.NewMemStore("mem://job")
+	cfg.Store, cfg.Path = st, ""
+	var during lease.Status
+	err := Do(context.Background(), cfg, func(ctx context.Context) error {
+		var err error
+		during, err = lease.ReadStore(ctx, st)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Do = %v", err)
+	}
+	if during.State != lease.StateHeld {
+		t.Errorf("while fn ran the store's lease was %v, want held", during.State)
+	}
+	after, err := lease.ReadStore(context.Background(), st)
+	if err != nil || after.State != lease.StateReleased {
+		t.Errorf("after Do the store's lease is %v (%v), want released", after.State, err)
+	}
+	held, err := lease.AcquireStore(st, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	if err := Do(context.Background(), cfg, func(context.Context) error { return nil }); !errors.Is(err, lease.ErrHeld) || !strings.Contains(err.Error(), "mem://job") {
+		t.Errorf("Do on a held store = %v, want ErrHeld naming mem://job", err)
 	}
 }

@@ -70,9 +70,7 @@ func Run(ctx context.Context, cfg Config, cmd *exec.Cmd) error {
 	if err := runnable(cmd); err != nil {
 		return err
 	}
-	if abs, err := filepath.Abs(cfg.Path); err == nil {
-		cfg.Path = abs
-	}
+	cfg.resolveStore()
 	return supervise(ctx, &cfg, cmd)
 }
 

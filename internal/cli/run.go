@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -49,6 +49,9 @@ func (r *runCmd) Validate() error {
 		// passthrough argument (not so without "run").
 		r.Command = r.Command[1:]
 	}
+	if _, err := parseLease(r.Lease); err != nil {
+		return err
+	}
 	r.cfg = supervisor.NewConfig(r.Lease, r.TTL)
 	if r.Renew != nil {
 		r.cfg.RenewInterval = *r.Renew
@@ -87,7 +90,12 @@ func (r *runCmd) Validate() error {
 }
 
 // Run runs the command, and ends leaserun with its status.
-func (r *runCmd) Run(kctx *kong.Context) error {
+func (r *runCmd) Run(kctx *kong.Context, ls *leases) error {
+	st, name, err := ls.open(context.Background(), r.Lease)
+	if err != nil {
+		return leaseError(kctx.Stderr, err)
+	}
+	r.cfg.Store, r.cfg.Path = st, name
 	w := newLogWriter(kctx.Stderr)
 	defer w.Close(logFlushTimeout)
 	log := newLogger(w, r.LogFormat, r.LogLevel)
@@ -97,7 +105,7 @@ func (r *runCmd) Run(kctx *kong.Context) error {
 		cmd.Err = nil // a relative PATH entry: a shell would run it too
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := supervisor.Run(context.Background(), r.cfg, cmd)
+	err = supervisor.Run(context.Background(), r.cfg, cmd)
 	code := r.exitCode(err)
 	var exit *supervisor.ExitError
 	if err == nil || errors.As(err, &exit) || errors.Is(err, lease.ErrLost) {

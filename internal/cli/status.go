@@ -1,7 +1,8 @@
-package main
+package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/template"
@@ -67,8 +68,12 @@ func (v statusView) MarshalJSON() ([]byte, error) {
 // Run prints the lease's status, and ends leaserun with 0 when it is held
 // by a live holder, 1 otherwise, 74 on an I/O error or for a lease that no
 // run could acquire (lease.ErrExhausted), as a run would exit.
-func (s *statusCmd) Run(kctx *kong.Context) error {
-	st, err := lease.Read(s.Lease, lease.WithClockSkew(s.ClockSkew))
+func (s *statusCmd) Run(kctx *kong.Context, ls *leases) error {
+	store, _, err := ls.open(context.Background(), s.Lease)
+	if err != nil {
+		return leaseError(kctx.Stderr, err)
+	}
+	st, err := lease.ReadStore(context.Background(), store, lease.WithClockSkew(s.ClockSkew))
 	if err != nil {
 		fmt.Fprintf(kctx.Stderr, "leaserun: error: lease %s: %v\n", s.Lease, err)
 		return exitStatus(exitIO)

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -7,7 +7,8 @@ import (
 
 // Set at build time with
 //
-//	go build -ldflags "-X main.version=v1.2.3 -X main.commit=$(git rev-parse HEAD)"
+//	go build -ldflags "-X github.com/leaserun/leaserun/internal/cli.version=v1.2.3 \
+//	    -X github.com/leaserun/leaserun/internal/cli.commit=$(git rev-parse HEAD)" ./cmd/...
 //
 // and otherwise taken from the build info.
 var (

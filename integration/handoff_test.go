@@ -1,0 +1,116 @@
+//go:build unix
+
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestHandOffToStoreExecutable: leaserun links only the file store. A lease
+// in S3 or etcd is handed, with the whole command line, to leaserun-s3 or
+// leaserun-etcd, found beside leaserun and then on PATH, which takes
+// leaserun's place: same PID, same arguments. Without it, leaserun says
+// what to install (exit 74); a scheme no store serves is a usage error.
+func TestHandOffToStoreExecutable(t *testing.T) {
+	bin := t.TempDir()
+	leaserun := filepath.Join(bin, "leaserun")
+	copyFile(t, leaserunBin, leaserun)
+	// A stand-in for the store's executable: it says its PID and arguments.
+	fake := "#!/bin/sh\necho \"pid=$$ argv0=$(basename \"$0\") args=$*\"\nexit 7\n"
+	onPath := t.TempDir()
+
+	// run runs leaserun with args from a shell that execs it, and returns
+	// the shell's PID, what leaserun printed and its status.
+	run := func(path string, args ...string) (shellPID, stdout, stderr string, code int) {
+		t.Helper()
+		cmd := exec.Command("/bin/sh", append([]string{"-c", `echo "$$"; exec "$@"`, "sh", leaserun}, args...)...)
+		cmd.Env = append(os.Environ(), "PATH="+path)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		pid, rest, _ := strings.Cut(out.String(), "\n")
+		return pid, rest, errb.String(), cmd.ProcessState.ExitCode()
+	}
+
+	for _, tc := range []struct{ name, exe, location string }{
+		{"s3 beside", "leaserun-s3", "s3://bucket/jobs/report.lease"},
+		{"etcd beside", "leaserun-etcd", "etcd://127.0.0.1:2379/jobs/report"},
+		{"etcds beside", "leaserun-etcd", "etcds://127.0.0.1:2379/jobs/report"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			writeExecutable(t, filepath.Join(bin, tc.exe), fake)
+			defer os.Remove(filepath.Join(bin, tc.exe))
+			for _, args := range [][]string{
+				{"--lease", tc.location, "--ttl", "3s", "--", "echo", "hi"},
+				{"status", "--lease", tc.location},
+			} {
+				pid, out, errb, code := run("/usr/bin:/bin", args...)
+				want := "pid=" + pid + " argv0=" + tc.exe + " args=" + strings.Join(args, " ") + "\n"
+				if out != want || code != 7 {
+					t.Errorf("leaserun %q printed %q (stderr %q), status %d; want %q, status 7 (the store's executable in leaserun's place)",
+						args, out, errb, code, want)
+				}
+			}
+		})
+	}
+
+	t.Run("s3 on PATH", func(t *testing.T) {
+		writeExecutable(t, filepath.Join(onPath, "leaserun-s3"), fake)
+		defer os.Remove(filepath.Join(onPath, "leaserun-s3"))
+		pid, out, errb, code := run(onPath+":/usr/bin:/bin", "--lease", "s3://b/k", "--", "true")
+		if want := "pid=" + pid + " argv0=leaserun-s3 args=--lease s3://b/k -- true\n"; out != want || code != 7 {
+			t.Errorf("leaserun printed %q (stderr %q), status %d; want %q, status 7", out, errb, code, want)
+		}
+	})
+
+	t.Run("missing", func(t *testing.T) {
+		_, out, errb, code := run("/usr/bin:/bin", "--lease", "s3://b/k", "--", "true")
+		if code != 74 || out != "" || !strings.Contains(errb, "leaserun-s3") || !strings.Contains(errb, "s3://b/k") {
+			t.Errorf("without leaserun-s3: status %d, stdout %q, stderr %q; want 74 and a line naming leaserun-s3 and the lease", code, out, errb)
+		}
+	})
+
+	t.Run("unknown scheme", func(t *testing.T) {
+		_, _, errb, code := run("/usr/bin:/bin", "--lease", "gs://b/k", "--", "true")
+		if code != 64 || !strings.Contains(errb, "--lease gs://b/k") || !strings.Contains(errb, "unknown scheme") {
+			t.Errorf("gs://: status %d, stderr %q; want 64 and a line naming --lease and the scheme", code, errb)
+		}
+	})
+
+	t.Run("file URL", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "job.lease")
+		_, out, errb, code := run("/usr/bin:/bin", "--lease", "file://"+path, "--", "sh", "-c", `echo "$LEASERUN_LEASE_PATH"`)
+		if code != 0 || out != path+"\n" {
+			t.Errorf("file://: status %d, stdout %q, stderr %q; want 0 and the path in LEASERUN_LEASE_PATH", code, out, errb)
+		}
+		if _, out, _, code := run("/usr/bin:/bin", "status", "--lease", path, "--format", "{{.State}}"); code != 1 || out != "released\n" {
+			t.Errorf("status of the path the file:// URL named: %q, status %d; want released, 1", out, code)
+		}
+	})
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeExecutable(t, to, string(data))
+}
+
+func writeExecutable(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/leaserun/leaserun/lease"
+)
+
+// A Scheme is a store of leases that an executable links, named by the
+// scheme of the --lease URLs it serves ("s3" for s3://BUCKET/KEY).
+type Scheme struct {
+	Name string
+	// Open returns the store at location, the --lease value as given. An
+	// error wrapping lease.ErrInvalid is a usage error (exit 64) about
+	// --lease; any other, an I/O error (exit 74).
+	Open func(ctx context.Context, location string) (lease.Store, error)
+}
+
+// siblings names, by scheme, the executable that links each network store.
+// The leaserun executable links only the file store: the network stores'
+// clients (the AWS SDK, etcd's gRPC client) would cost every run more at
+// start-up than the whole of leaserun, so a location of theirs is handed to
+// the executable that has them, found beside leaserun and then on PATH.
+var siblings = map[string]string{
+	"s3":    "leaserun-s3",
+	"etcd":  "leaserun-etcd",
+	"etcds": "leaserun-etcd",
+}
+
+// leaseAt is where a --lease value says the lease lives.
+type leaseAt struct {
+	// path is a file lease's path; empty for a URL of another scheme.
+	path string
+	// scheme is the URL's scheme, in lower case, for a lease that is not a
+	// file.
+	scheme string
+}
+
+// parseLease reads a --lease value: a path, a file:// URL, or the URL of a
+// store. Only a value that starts with a URL scheme and "://" is a URL, so
+// that any other path, colons and all, is a path.
+func parseLease(value string) (leaseAt, error) {
+	scheme, _, isURL := strings.Cut(value, "://")
+	if !isURL || !validScheme(scheme) {
+		return leaseAt{path: value}, nil
+	}
+	scheme = strings.ToLower(scheme)
+	if scheme != "file" {
+		if _, ok := siblings[scheme]; !ok {
+			return leaseAt{}, usageErrorf("--lease %s: unknown scheme %q: give a path, or a file://, s3://, etcd:// or etcds:// URL", value, scheme)
+		}
+		return leaseAt{scheme: scheme}, nil
+	}
+	u, err := url.Parse(value)
+	switch {
+	case err != nil:
+		return leaseAt{}, usageErrorf("--lease %s: %v", value, err)
+	case u.Host != "" && u.Host != "localhost":
+		return leaseAt{}, usageErrorf("--lease %s: a file:// URL names a file on this host: file:///PATH", value)
+	case u.Path == "" || u.RawQuery != "" || u.Fragment != "":
+		return leaseAt{}, usageErrorf("--lease %s: expected file:///PATH", value)
+	}
+	return leaseAt{path: filepath.FromSlash(u.Path)}, nil
+}
+
+// validScheme reports whether s is a URL scheme (RFC 3986: a letter, then
+// letters, digits, "+", "-" or ".").
+func validScheme(s string) bool {
+	for i, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// leases is what an executable knows of stores: the schemes it links, and
+// its command line, to hand to the executable that links another.
+type leases struct {
+	args    []string
+	schemes []Scheme
+}
+
+// open returns the store of the lease at value, and its name for logs and
+// the child's environment: the file store of a path (name: the path), or
+// the store of a scheme this executable links (name: the store's String).
+// For a scheme it does not link, it hands the whole command line to the
+// executable that does, which takes this process's place (see handOff),
+// and returns only if it can't.
+func (ls *leases) open(ctx context.Context, value string) (lease.Store, string, error) {
+	at, err := parseLease(value)
+	if err != nil {
+		return nil, "", err
+	}
+	if at.scheme == "" {
+		if abs, err := filepath.Abs(at.path); err == nil {
+			at.path = abs
+		}
+		return lease.Files(at.path), at.path, nil
+	}
+	for _, s := range ls.schemes {
+		if s.Name == at.scheme {
+			st, err := s.Open(ctx, value)
+			switch {
+			case errors.Is(err, lease.ErrInvalid):
+				return nil, "", usageErrorf("--lease %s: %v", value, err)
+			case err != nil:
+				return nil, "", err
+			}
+			return st, st.String(), nil
+		}
+	}
+	return nil, "", ls.handOff(value, siblings[at.scheme])
+}
+
+// handOff runs the executable name with this process's command line in
+// this process's place, beside this executable or else on PATH. It returns
+// only an error: that there is no such executable, or that it could not be
+// started.
+func (ls *leases) handOff(value, name string) error {
+	path, err := findSibling(name)
+	if err != nil {
+		return fmt.Errorf("--lease %s: this store is served by %s, which is neither beside this leaserun nor on PATH: "+
+			"install it (go install github.com/leaserun/leaserun/cmd/%s@latest), or use the container image, which has it", value, name, name)
+	}
+	return replaceProcess(path, append([]string{name}, ls.args...))
+}
+
+// findSibling finds the executable name beside this one, or else on PATH.
+func findSibling(name string) (string, error) {
+	if self, err := os.Executable(); err == nil {
+		beside := filepath.Join(filepath.Dir(self), name+exeSuffix)
+		if fi, err := os.Stat(beside); err == nil && fi.Mode().IsRegular() {
+			return beside, nil
+		}
+	}
+	return lookPath(name)
+}
+
+// leaseError ends leaserun for an error opening the lease's store: a usage
+// error as such (exit 64), any other as an I/O error (exit 74).
+func leaseError(stderr io.Writer, err error) error {
+	var status exitStatus
+	if errors.As(err, new(usageError)) || errors.As(err, &status) {
+		return err
+	}
+	fmt.Fprintf(stderr, "leaserun: error: %v\n", err)
+	return exitStatus(exitIO)
+}
