@@ -106,7 +106,7 @@ func open(ctx context.Context, location string, getenv func(string) string) (*St
 	}
 	set, err := readSettings(l, getenv)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", location, err)
+		return nil, err
 	}
 	s := &Store{loc: location, key: l.key, endpoints: l.endpoints}
 	dial := set.dialTimeout

@@ -14,15 +14,14 @@ import (
 )
 
 // ErrLocation is wrapped by Open's error for a location that is not a
-// well-formed etcd:// or etcds:// location: a usage error. The error
-// names the location without the part that was wrong when that part may
-// hold a secret.
-var ErrLocation = errors.New("etcdstore: bad etcd location")
+// well-formed etcd:// or etcds:// location: a usage error. The error says
+// what is wrong, and never repeats a user or password.
+var ErrLocation = errors.New("bad etcd location")
 
 // ErrSetting is wrapped by Open's error for an ETCDCTL_* environment
 // variable whose value cannot be used (a duration that does not parse, a
 // user without a password): a usage error too, naming the variable.
-var ErrSetting = errors.New("etcdstore: bad setting")
+var ErrSetting = errors.New("bad etcd setting")
 
 // DefaultPort is the port of an endpoint that names none: etcd's client
 // port.
@@ -46,31 +45,30 @@ type location struct {
 // environment, never from a URL that ends up in logs and records), no
 // query and no fragment.
 func parseLocation(loc string) (*location, error) {
-	bad := func(shown, format string, args ...any) error {
-		return fmt.Errorf("%w %q: "+format, append([]any{ErrLocation, shown}, args...)...)
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrLocation}, args...)...)
 	}
 	scheme, rest, ok := strings.Cut(loc, "://")
 	l := &location{}
 	switch {
 	case !ok:
-		return nil, bad(loc, "want etcd://HOST:PORT[,HOST:PORT...]/KEY or etcds://...")
+		return nil, bad("want etcd://HOST:PORT[,HOST:PORT...]/KEY or etcds://...")
 	case scheme == "etcd":
 	case scheme == "etcds":
 		l.tls = true
 	default:
-		return nil, bad(loc, "the scheme is etcd:// (plain) or etcds:// (TLS)")
+		return nil, bad("the scheme is etcd:// (plain) or etcds:// (TLS)")
 	}
 	authority, path, hasPath := strings.Cut(rest, "/")
 	if at := strings.LastIndex(authority, "@"); at >= 0 {
 		// Show the rest, never what stands before the @.
-		return nil, bad(scheme+"://...@"+authority[at+1:]+"/"+path,
-			"a location holds no user or password: set ETCDCTL_USER=name:password in the environment")
+		return nil, bad("a location holds no user or password: set ETCDCTL_USER=name:password in the environment")
 	}
 	if strings.ContainsAny(path, "?#") {
-		return nil, bad(loc, "an etcd location has no query or fragment (write ? as %%3F and # as %%23 in a key)")
+		return nil, bad("an etcd location has no query or fragment (write ? as %%3F and # as %%23 in a key)")
 	}
 	if authority == "" {
-		return nil, bad(loc, "no endpoint: want etcd://HOST:PORT[,HOST:PORT...]/KEY")
+		return nil, bad("no endpoint: want etcd://HOST:PORT[,HOST:PORT...]/KEY")
 	}
 	for ep := range strings.SplitSeq(authority, ",") {
 		host, port, err := net.SplitHostPort(ep)
@@ -81,19 +79,19 @@ func parseLocation(loc string) (*location, error) {
 			}
 		}
 		if err != nil || host == "" {
-			return nil, bad(loc, "endpoint %q: want HOST:PORT", ep)
+			return nil, bad("endpoint %q: want HOST:PORT", ep)
 		}
 		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-			return nil, bad(loc, "endpoint %q: port %q is not a port number", ep, port)
+			return nil, bad("endpoint %q: port %q is not a port number", ep, port)
 		}
 		l.endpoints = append(l.endpoints, net.JoinHostPort(host, port))
 	}
 	key, err := url.PathUnescape(path)
 	if err != nil {
-		return nil, bad(loc, "the key is not well percent-encoded: %v", err)
+		return nil, bad("the key is not well percent-encoded: %v", err)
 	}
 	if !hasPath || key == "" {
-		return nil, bad(loc, "no key: want etcd://HOST:PORT[,HOST:PORT...]/KEY")
+		return nil, bad("no key: want etcd://HOST:PORT[,HOST:PORT...]/KEY")
 	}
 	l.key = key
 	return l, nil
