@@ -1,34 +1,30 @@
 #!/usr/bin/env bash
-# The lease on etcd beside `etcdctl lock`, on one local etcd started here
+# leaserun on etcd beside `etcdctl lock`, on one local etcd started here
 # (loopback ports, a data directory on DISK_DIR), in one run:
 #
-#   1. one acquisition and release per process: `etcdctl lock KEY true`
-#      beside bench/etcd's `once` (open a client, acquire, release,
-#      close: what `leaserun --lease etcd://... -- true` does to the
-#      store) and beside an empty Go program; hyperfine -N, interleaved
-#   2. hand-off to a waiting standby: from the holder's last moment to
-#      the standby's first, HANDOFF rounds of each
-#   3. crash takeover: SIGKILL of the holding process to the standby's
-#      first moment, TAKEOVERS rounds of each, session TTL / lease TTL
-#      TTL (etcd's session TTL is whole seconds)
-#   4. what happens to the child when etcdctl lock's session is lost
-#      (observed: the run says what it saw)
+#   1. `-- true`: `leaserun --lease etcd://... -- true` beside
+#      `etcdctl lock KEY true`, beside bench/etcd's `once` (the store's
+#      part alone: open a client, acquire, release), a file lease and an
+#      empty Go program; hyperfine -N, the variants interleaved
+#   2. hand-off to a waiting standby: from the holder's child's last
+#      moment to the standby's child's first, HANDOFF rounds of each
+#   3. crash takeover: SIGKILL of the holding wrapper to the standby's
+#      child's first moment, TAKEOVERS rounds of each (session TTL and
+#      --ttl: TTL seconds); and whether the killed holder's child lives on
+#   4. what happens to the child when the session or lease is lost, for
+#      both (observed: the run says what it saw)
 #   5. in-process store operations (bench/etcd ops)
 #   6. the weight of etcd's client: GODEBUG=inittrace=1 of an empty
 #      program with and without client/v3 linked (bench/etcdweight), their
-#      start-up (hyperfine -N) and binary sizes
-#
-# leaserun's own command line does not run etcd:// locations yet (the
-# dispatch to a leaserun-etcd binary comes later): steps 1-3 measure the
-# store through bench/etcd, which a leaserun-etcd adds a supervisor and a
-# child to.
+#      start-up (hyperfine -N) and the binaries' sizes
 #
 #   bench/etcd.sh            full run (a few minutes)
 #   QUICK=1 bench/etcd.sh    fewer samples
 #
 # Environment: DISK_DIR=/var/tmp, ROUNDS=5/2 RUNS=20/10 (hyperfine
 # rounds x runs), HANDOFF=20/5, TAKEOVERS=5/2, TTL=2 (seconds).
-# Needs etcd and etcdctl (Debian: etcd-server, etcd-client), hyperfine.
+# Needs etcd and etcdctl (Debian: etcd-server, etcd-client), hyperfine,
+# python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +50,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building bench/etcd and bench/etcdweight (with and without client/v3)"
+echo "== building leaserun and leaserun-etcd (scripts/build.sh), bench/etcd and bench/etcdweight (with and without client/v3)"
+scripts/build.sh "$bin/leaserun" >/dev/null
 go build -trimpath -ldflags=-s -o "$bin/bench-etcd" ./bench/etcd
 go build -trimpath -ldflags=-s -o "$bin/empty" ./bench/etcdweight
 go build -trimpath -ldflags=-s -tags etcdclient -o "$bin/empty-etcdclient" ./bench/etcdweight
@@ -80,14 +77,17 @@ stats() { sort -n | awk '{ a[NR] = $1 } END { printf "min %.1f ms, median %.1f m
 now() { date +%s%N; }
 
 echo
-echo "== 1. one acquisition and release per process (hyperfine -N, $ROUNDS rounds x $RUNS runs, interleaved)"
+echo "== 1. -- true: one acquisition and release per process (hyperfine -N, $ROUNDS rounds x $RUNS runs, interleaved)"
+L="$bin/leaserun"
 for r in $(seq "$ROUNDS"); do
 	hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$work/once-$r.json" \
 		-n "etcdctl lock KEY true" "etcdctl --endpoints=$ep lock bench-once-etcdctl true" \
-		-n "bench/etcd once (the store's part of leaserun -- true)" "$bin/bench-etcd once etcd://$ep/bench-once 10s" \
+		-n "leaserun --lease etcd://... -- true" "$L --lease etcd://$ep/bench-once-leaserun -- true" \
+		-n "bench/etcd once (the store alone)" "$bin/bench-etcd once etcd://$ep/bench-once 10s" \
+		-n "leaserun --lease FILE -- true" "$L --lease $work/file.lease -- true" \
 		-n "empty Go program" "$bin/empty" >/dev/null
 done
-python3 - "$work" "$ROUNDS" <<'EOF'
+python3 - "$work" "$ROUNDS" <<'PY'
 import json, sys, statistics
 work, rounds = sys.argv[1], int(sys.argv[2])
 times = {}
@@ -95,16 +95,14 @@ for r in range(1, rounds + 1):
     for res in json.load(open(f"{work}/once-{r}.json"))["results"]:
         times.setdefault(res["command"], []).extend(res["times"])
 for name, t in times.items():
-    print(f"  {name:55s} min {min(t)*1e3:6.2f} ms  median {statistics.median(t)*1e3:6.2f} ms  (n={len(t)})")
-EOF
+    print(f"  {name:40s} min {min(t)*1e3:6.2f} ms  median {statistics.median(t)*1e3:6.2f} ms  (n={len(t)})")
+PY
 
 echo
-echo "== 2. hand-off to a waiting standby ($HANDOFF rounds each): holder's last moment -> standby's first"
+echo "== 2. hand-off to a waiting standby ($HANDOFF rounds each): the holder's child's last moment -> the standby's child's first"
 : >"$work/ho-etcdctl"
-: >"$work/ho-lease"
+: >"$work/ho-leaserun"
 for i in $(seq "$HANDOFF"); do
-	# etcdctl lock: the holder's child prints its last moment; the
-	# standby's child (date) prints its first.
 	"${E[@]}" lock "bench-ho-$i" -- sh -c 'sleep 0.3; date +%s%N' >"$work/h.out" &
 	h=$!
 	sleep 0.1
@@ -112,26 +110,26 @@ for i in $(seq "$HANDOFF"); do
 	w=$!
 	wait "$h" "$w"
 	echo $(($(cat "$work/w.out") - $(cat "$work/h.out"))) >>"$work/ho-etcdctl"
-	# The lease: the holder says when it starts to release; the standby
-	# when its WaitStore returned.
-	"$bin/bench-etcd" hold "etcd://$ep/bench-ho-lease-$i" 10s 300ms >"$work/h.out" &
+
+	"$L" --lease "etcd://$ep/bench-ho-leaserun-$i" --ttl 10s -- sh -c 'sleep 0.3; date +%s%N' >"$work/h.out" &
 	h=$!
 	sleep 0.1
-	"$bin/bench-etcd" wait "etcd://$ep/bench-ho-lease-$i" 10s >"$work/w.out" &
+	"$L" --lease "etcd://$ep/bench-ho-leaserun-$i" --ttl 10s --wait -- date +%s%N >"$work/w.out" &
 	w=$!
 	wait "$h" "$w"
-	echo $(($(awk '/acquired/ { print $2 }' "$work/w.out") - $(awk '/releasing/ { print $2 }' "$work/h.out"))) >>"$work/ho-lease"
+	echo $(($(cat "$work/w.out") - $(cat "$work/h.out"))) >>"$work/ho-leaserun"
 done
-echo "  etcdctl lock (child exits -> next child starts):       $(stats <"$work/ho-etcdctl")"
-echo "  lease on etcd (Release begins -> WaitStore returns):  $(stats <"$work/ho-lease")"
+echo "  etcdctl lock:               $(stats <"$work/ho-etcdctl")"
+echo "  leaserun --lease etcd://:   $(stats <"$work/ho-leaserun")"
 
 echo
-echo "== 3. crash takeover, SIGKILL of the holding process -> the standby's first moment ($TAKEOVERS rounds each, TTL ${TTL}s)"
+echo "== 3. crash takeover: SIGKILL of the holding wrapper -> the standby's child's first moment ($TAKEOVERS rounds each, TTL ${TTL}s)"
 : >"$work/to-etcdctl"
-: >"$work/to-lease"
-orphans=0
+: >"$work/to-leaserun"
+orphans_etcdctl=0
+orphans_leaserun=0
 for i in $(seq "$TAKEOVERS"); do
-	"${E[@]}" lock --ttl="$TTL" "bench-to-$i" -- sleep 300 &
+	"${E[@]}" lock --ttl="$TTL" "bench-to-$i" -- sleep 301 &
 	h=$!
 	sleep 0.5
 	"${E[@]}" lock "bench-to-$i" -- date +%s%N >"$work/w.out" &
@@ -141,49 +139,60 @@ for i in $(seq "$TAKEOVERS"); do
 	kill -KILL "$h"
 	wait "$w"
 	echo $(($(cat "$work/w.out") - k)) >>"$work/to-etcdctl"
-	# The holder's child lives on, holding nothing.
-	if pkill -x -f "sleep 300"; then orphans=$((orphans + 1)); fi
+	if pkill -x -f "sleep 301"; then orphans_etcdctl=$((orphans_etcdctl + 1)); fi
 
-	"$bin/bench-etcd" hold "etcd://$ep/bench-to-lease-$i" "${TTL}s" >"$work/h.out" &
+	"$L" --lease "etcd://$ep/bench-to-leaserun-$i" --ttl "${TTL}s" -- sleep 302 &
 	h=$!
 	sleep 0.5
-	"$bin/bench-etcd" wait "etcd://$ep/bench-to-lease-$i" "${TTL}s" >"$work/w.out" &
+	"$L" --lease "etcd://$ep/bench-to-leaserun-$i" --ttl "${TTL}s" --wait -- date +%s%N >"$work/w.out" &
 	w=$!
 	sleep 1
 	k=$(now)
 	kill -KILL "$h"
-	wait "$w" || true
+	wait "$w"
 	wait "$h" 2>/dev/null || true
-	echo $(($(awk '/acquired/ { print $2 }' "$work/w.out") - k)) >>"$work/to-lease"
+	echo $(($(cat "$work/w.out") - k)) >>"$work/to-leaserun"
+	if pkill -x -f "sleep 302"; then orphans_leaserun=$((orphans_leaserun + 1)); fi
 done
-echo "  etcdctl lock --ttl=$TTL:  $(stats <"$work/to-etcdctl"); the killed holder's child was still running afterwards in $orphans of $TAKEOVERS rounds"
-echo "  lease on etcd, TTL ${TTL}s: $(stats <"$work/to-lease") (bound: TTL + 10% = $((TTL * 1100)) ms)"
+echo "  etcdctl lock --ttl=$TTL:             $(stats <"$work/to-etcdctl"); the killed holder's child still ran afterwards in $orphans_etcdctl of $TAKEOVERS"
+echo "  leaserun --lease etcd:// --ttl ${TTL}s: $(stats <"$work/to-leaserun"); the killed holder's child still ran afterwards in $orphans_leaserun of $TAKEOVERS (bound: TTL + 10% = $((TTL * 1100)) ms)"
 
 echo
-echo "== 4. etcdctl lock when its session is lost (what the child does)"
-observe() { # name, key, command to lose the session
-	"${E[@]}" lock --ttl="$TTL" "$2" -- sh -c 'echo started; sleep 6; echo "ran to the end"' >"$work/s.out" 2>&1 &
-	local h=$!
+echo "== 4. the child when the lock's session or the lease is lost (TTL ${TTL}s)"
+# observe WRAPPER NAME KEY LOSE: runs a child of 6s under the wrapper, loses
+# the lock with LOSE a second in, and reports whether the child still ran
+# afterwards, whether another run got the lock meanwhile, and how the
+# wrapper and the child ended.
+observe() {
+	local wrapper=$1 name=$2 key=$3 lose=$4 h rc second=no alive=no
+	if [ "$wrapper" = etcdctl ]; then
+		"${E[@]}" lock --ttl="$TTL" "$key" -- sh -c 'trap "echo got SIGTERM; exit 143" TERM; sleep 6 & wait; echo ran to the end' >"$work/s.out" 2>&1 &
+	else
+		"$L" --lease "etcd://$ep/$key" --ttl "${TTL}s" -- sh -c 'trap "echo got SIGTERM; exit 143" TERM; sleep 6 & wait; echo ran to the end' >"$work/s.out" 2>&1 &
+	fi
+	h=$!
 	sleep 1
-	eval "$3"
-	local second="no"
-	if timeout 3 "${E[@]}" lock "$2" -- true 2>/dev/null; then second="yes"; fi
-	local alive="no"
-	if pgrep -x -f "sleep 6" >/dev/null; then alive="yes"; fi
+	eval "$lose"
+	if [ "$wrapper" = etcdctl ]; then
+		timeout 3 "${E[@]}" lock "$key" -- true 2>/dev/null && second=yes
+	else
+		timeout 3 "$L" --lease "etcd://$ep/$key" --wait -- true 2>/dev/null && second=yes
+	fi
+	pgrep -x -f "sleep 6" >/dev/null && alive=yes
 	wait "$h" && rc=0 || rc=$?
-	printf '  %-45s child still running: %-3s  second holder got the lock meanwhile: %-3s  etcdctl exit %s; child: %s\n' \
-		"$1" "$alive" "$second" "$rc" "$(tail -n 1 "$work/s.out")"
+	pkill -x -f "sleep 6" || true
+	printf '  %-9s %-38s child still running: %-3s  another run got the lock meanwhile: %-3s  exit %-3s  child: %s\n' \
+		"$wrapper" "$name" "$alive" "$second" "$rc" "$(grep -v '^leaserun' "$work/s.out" | tail -n 1)"
 }
-observe "session lease revoked (etcdctl lease revoke)" bench-s1 \
-	'"${E[@]}" lease revoke "$("${E[@]}" lease list | sed -n 2p)" >/dev/null'
-observe "etcd frozen (SIGSTOP) for TTL + 3s" bench-s2 \
-	'kill -STOP $etcd_pid; sleep $((TTL + 3)); kill -CONT $etcd_pid; sleep 0.5'
-"${E[@]}" lock bench-s3 -- sh -c 'trap "echo child got SIGTERM; exit 143" TERM; sleep 3 & wait; echo "ran to the end"' >"$work/s.out" 2>&1 &
-h=$!
-sleep 1
-kill -TERM "$h"
-wait "$h" && rc=0 || rc=$?
-printf '  %-45s etcdctl exit %s; child: %s\n' "SIGTERM to etcdctl lock" "$rc" "$(tail -n 1 "$work/s.out")"
+for w in etcdctl leaserun; do
+	if [ "$w" = etcdctl ]; then
+		observe $w "session lease revoked by hand" bench-s1-$w '"${E[@]}" lease revoke "$("${E[@]}" lease list | sed -n 2p)" >/dev/null'
+	else
+		observe $w "lease key deleted by hand" bench-s1-$w '"${E[@]}" del bench-s1-$w >/dev/null'
+	fi
+	observe $w "etcd frozen (SIGSTOP) for TTL + 3s" bench-s2-$w 'kill -STOP $etcd_pid; sleep $((TTL + 3)); kill -CONT $etcd_pid; sleep 0.5'
+	observe $w "SIGTERM to the wrapper" bench-s3-$w 'kill -TERM $h; sleep 0.5'
+done
 
 echo
 echo "== 5. store operations in one process (bench/etcd ops, 200 each)"

@@ -278,3 +278,24 @@ func TestEtcdMemberStopped(t *testing.T) {
 		t.Errorf("leaserun exited %d, want 76; stderr:\n%s", st, holder.Stderr())
 	}
 }
+
+// The etcd member hangs and never comes back: every call of the store has
+// a deadline, so leaserun does not hang on its way out either. It stops
+// the child before the lapse, gives up the release at its deadline, and
+// exits 76.
+func TestEtcdClusterGone(t *testing.T) {
+	c := etcdCluster(t, etcdtest.Options{})
+	loc := etcdKey(t, c)
+	dir := t.TempDir()
+	const ttl = 2 * time.Second
+	log := filepath.Join(dir, "child.log")
+	holder := e2eStartLeaserun(t, dir, "holder", nil, e2eChildEnv(log, e2eEnvHold+"=60s"), "--lease", loc, "--ttl", ttl.String())
+	e2eWaitChildStart(t, 30*time.Second, log, holder)
+	c.Members[0].Freeze()
+	frozen := time.Now()
+	st := holder.Wait(t, 4*ttl+10*time.Second)
+	t.Logf("leaserun exited %d, %v after the member froze", st, time.Since(frozen).Round(time.Millisecond))
+	if st != 76 {
+		t.Errorf("leaserun exited %d, want 76; stderr:\n%s", st, holder.Stderr())
+	}
+}
