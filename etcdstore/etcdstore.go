@@ -15,7 +15,7 @@
 // with ETCDCTL_PASSWORD) and ETCDCTL_DIAL_TIMEOUT (default 5s). Neither a
 // location nor anything this package says holds a password.
 //
-// How the register is kept (docs/DESIGN.md, "Part 3: the etcd store"):
+// How the register is kept (docs/DESIGN.md, "Part 4: the etcd store"):
 //
 //   - Swap is one transaction: if the key's ModRevision is old (for a
 //     create: its CreateRevision is 0, there is no key), put the data. The

@@ -52,11 +52,6 @@ func parseLease(value string) (leaseAt, error) {
 		return leaseAt{path: value}, nil
 	}
 	scheme = strings.ToLower(scheme)
-	if shown, secret := withoutUserinfo(value); secret {
-		// Said before anything else, so that no line, log or record ever
-		// shows the password.
-		return leaseAt{}, usageErrorf("--lease %s: a location holds no user or password: give them in the environment (ETCDCTL_USER for etcd; the AWS configuration for S3)", shown)
-	}
 	if scheme != "file" {
 		if _, ok := siblings[scheme]; !ok {
 			return leaseAt{}, usageErrorf("--lease %s: unknown scheme %q: give a path, or a file://, s3://, etcd:// or etcds:// URL", value, scheme)
@@ -73,23 +68,6 @@ func parseLease(value string) (leaseAt, error) {
 		return leaseAt{}, usageErrorf("--lease %s: expected file:///PATH", value)
 	}
 	return leaseAt{path: filepath.FromSlash(u.Path)}, nil
-}
-
-// withoutUserinfo returns the URL value with any user information
-// ("user:password@" before the host) replaced by "...@", and whether it
-// had some.
-func withoutUserinfo(value string) (string, bool) {
-	scheme, rest, _ := strings.Cut(value, "://")
-	authority, path, hasPath := strings.Cut(rest, "/")
-	at := strings.LastIndex(authority, "@")
-	if at < 0 {
-		return value, false
-	}
-	shown := scheme + "://...@" + authority[at+1:]
-	if hasPath {
-		shown += "/" + path
-	}
-	return shown, true
 }
 
 // validScheme reports whether s is a URL scheme (RFC 3986: a letter, then
@@ -134,6 +112,10 @@ func (ls *leases) open(ctx context.Context, value string) (lease.Store, string, 
 		if s.Name == at.scheme {
 			st, err := s.Open(ctx, value)
 			switch {
+			case errors.Is(err, lease.ErrInvalid) && strings.Contains(value, "@"):
+				// Perhaps a password in the URL, which a store refuses:
+				// its error names the location without it.
+				return nil, "", usageErrorf("--lease: %v", err)
 			case errors.Is(err, lease.ErrInvalid):
 				return nil, "", usageErrorf("--lease %s: %v", value, err)
 			case err != nil:

@@ -144,10 +144,10 @@ func Race(t *testing.T, cfg RaceConfig) RaceResult {
 	if cfg.Processes {
 		kind = "processes"
 	}
-	t.Logf("%d worker %s, %v, ttl %v-%v, locations %q: %d acquisitions (%d by Acquire, %d by Wait; %d unconfirmed), %d takeovers after expiry, %d renewals, %d ErrLost from Renew, %d renewals cut off at the deadline, %d releases, %d ErrLost from Release, %d releases timed out, %d lapsed handles dropped, %d ErrHeld from Acquire, %d Wait timeouts, %d acquisitions undone for outlasting the TTL, %d injected faults seen, %d epoch gaps, max epoch %d; slowest Acquire %v, slowest Renew %v; acquisitions per location %v",
+	t.Logf("%d worker %s, %v, ttl %v-%v, locations %q: %d acquisitions (%d by Acquire, %d by Wait; %d unconfirmed), %d takeovers after expiry, %d renewals, %d ErrLost from Renew, %d releases, %d ErrLost from Release, %d lapsed handles dropped, %d ErrHeld from Acquire, %d Wait timeouts, %d acquisitions undone for outlasting the TTL, %d injected faults seen, %d epoch gaps, max epoch %d; slowest Acquire %v, slowest Renew %v; acquisitions per location %v",
 		cfg.Workers, kind, elapsed.Round(time.Millisecond), cfg.TTLMin, cfg.TTLMax, cfg.Locations,
 		total.Acquisitions, total.ViaAcquire, total.ViaWait, total.Unconfirmed,
-		takeovers(ivs), total.Renewals, total.RenewLost, total.RenewTimeouts, total.Releases, total.ReleaseLost, total.ReleaseTimeouts,
+		takeovers(ivs), total.Renewals, total.RenewLost, total.Releases, total.ReleaseLost,
 		total.Dropped, total.Held, total.WaitTimeouts, total.SlowAcquisitions, total.Faults, epochGaps(ivs), maxEpoch(ivs),
 		total.MaxAcquire.Round(time.Microsecond), total.MaxRenew.Round(time.Microsecond), perLocation(cfg.Locations, ivs))
 

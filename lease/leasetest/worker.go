@@ -77,15 +77,10 @@ type summary struct {
 	WaitTimeouts int `json:"wait_timeouts"` // Wait's context ended
 	Renewals     int `json:"renewals"`
 	RenewLost    int `json:"renew_lost"` // Renew returned ErrLost
-	// RenewTimeouts: Renew failed with context.DeadlineExceeded, cut off
-	// at the handle's deadline by a store that waits on a network.
-	RenewTimeouts int `json:"renew_timeouts"`
-	Releases      int `json:"releases"` // Release returned nil
-	ReleaseLost   int `json:"release_lost"`
-	// ReleaseTimeouts: Release failed with context.DeadlineExceeded.
-	ReleaseTimeouts int `json:"release_timeouts"`
-	Dropped         int `json:"dropped"` // handles abandoned after they lapsed, never released
-	Unconfirmed     int `json:"unconfirmed"`
+	Releases     int `json:"releases"`   // Release returned nil
+	ReleaseLost  int `json:"release_lost"`
+	Dropped      int `json:"dropped"` // handles abandoned after they lapsed, never released
+	Unconfirmed  int `json:"unconfirmed"`
 	// SlowAcquisitions: Acquire or Wait failed because its write took
 	// longer than the TTL.
 	SlowAcquisitions int `json:"slow_acquisitions"`
@@ -105,11 +100,8 @@ func (s *summary) add(o summary) {
 	s.WaitTimeouts += o.WaitTimeouts
 	s.Renewals += o.Renewals
 	s.RenewLost += o.RenewLost
-	s.RenewTimeouts += o.RenewTimeouts
 	s.Releases += o.Releases
 	s.ReleaseLost += o.ReleaseLost
-	s.ReleaseTimeouts += o.ReleaseTimeouts
-	s.ReleaseTimeouts += o.ReleaseTimeouts
 	s.Dropped += o.Dropped
 	s.Unconfirmed += o.Unconfirmed
 	s.SlowAcquisitions += o.SlowAcquisitions
@@ -467,14 +459,12 @@ func (w *worker) renew(h *hold, iv *interval) (ended bool) {
 			iv.EndedBy = "lost"
 		}
 		return true
-	case errors.Is(err, context.DeadlineExceeded):
-		// A store that waits on a network gives up a renewal at the
-		// handle's deadline, as it must; the handle has lapsed then.
-		w.sum.RenewTimeouts++
-		if !h.l.Expired() {
-			w.failf("worker %d: Renew ran out of time (%v), yet Expired is false", w.cfg.Worker, err)
-		}
-		return false
+	case errors.Is(err, context.DeadlineExceeded) && h.l.Expired():
+		// A store that waits on the network ends a renewal's calls at the
+		// holder's deadline, as the Store contract asks: a renewal begun
+		// just before it ran out of time, and the handle lapsed.
+		w.lapsed(iv)
+		return true
 	case w.cfg.Faults:
 		// An injected fault: the handle holds until its deadline unless
 		// a retry succeeds.
@@ -495,10 +485,9 @@ func (w *worker) release(h *hold, iv *interval) {
 	case errors.Is(err, lease.ErrLost):
 		w.sum.ReleaseLost++
 	case errors.Is(err, context.DeadlineExceeded):
-		// A store that waits on a network gives a release one TTL; a
-		// slow one gives up then. The handle stopped holding when
-		// Release was called, and the lease lapses in its TTL.
-		w.sum.ReleaseTimeouts++
+		// A store that waits on the network gives a release's calls one
+		// TTL, and a loaded machine can take longer: the lease is then
+		// left to expire, which is safe.
 	case w.cfg.Faults:
 		w.sum.Faults++
 	default:
