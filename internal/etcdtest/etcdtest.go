@@ -242,9 +242,8 @@ func (m *Member) start() error {
 	}
 	defer out.Close()
 	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group, so that a signal sent to the test's group (a
-	// ^C) reaches it too, but one sent to it reaches nothing else.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Its own process group, and (Linux) killed when the test dies.
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", Binary(), err)
 	}
@@ -350,11 +349,11 @@ func (m *Member) Signal(sig syscall.Signal) {
 }
 
 // Freeze stops the member with SIGSTOP: it keeps its sockets, and
-// answers nothing, as a hung server does. Thaw undoes it.
-func (m *Member) Freeze() { m.Signal(syscall.SIGSTOP) }
+// answers nothing, as a hung server does. Thaw undoes it. (Unix only.)
+func (m *Member) Freeze() { m.Signal(sigStop) }
 
 // Thaw continues a frozen member.
-func (m *Member) Thaw() { m.Signal(syscall.SIGCONT) }
+func (m *Member) Thaw() { m.Signal(sigCont) }
 
 // Stop stops the member: SIGTERM (after SIGCONT, should it be frozen),
 // then SIGKILL if it has not exited within 10s. It waits for the exit.
@@ -365,8 +364,7 @@ func (m *Member) Stop() {
 	if cmd == nil {
 		return
 	}
-	cmd.Process.Signal(syscall.SIGCONT)
-	cmd.Process.Signal(syscall.SIGTERM)
+	terminate(cmd.Process)
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
