@@ -1,6 +1,8 @@
 # leaserun as a container image: static binaries on scratch, for use as an
 # entrypoint or to COPY --from= into other images. /leaserun hands a lease in
-# S3 or etcd to /leaserun-s3 or /leaserun-etcd beside it:
+# S3 or etcd to /leaserun-s3 or /leaserun-etcd beside it, and a run with
+# --health-addr to /leaserun-http (scripts/build.sh builds every
+# cmd/leaserun-*):
 #
 #   docker build -t leaserun .
 #   COPY --from=leaserun /leaserun* /usr/local/bin/     (in your Dockerfile)

@@ -96,6 +96,11 @@ func TestEtcdRunStatusContention(t *testing.T) {
 	if code != 1 || v["state"] != "released" || fmt.Sprint(v["epoch"]) != epoch {
 		t.Errorf("status after the run: %d %v, want 1, released at epoch %s", code, v, epoch)
 	}
+	// leaserun-etcd links the health server: a run with --health-addr is
+	// served there, not handed on to leaserun-http (not built here).
+	if _, errb, code := leaserunCmd(t, nil, "--lease", loc, "--health-addr", "127.0.0.1:0", "--", "true"); code != 0 {
+		t.Errorf("--health-addr on etcd: status %d, stderr %q; want 0", code, errb)
+	}
 
 	dir := t.TempDir()
 	log := filepath.Join(dir, "holder.log")

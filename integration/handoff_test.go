@@ -16,7 +16,8 @@ import (
 // in S3 or etcd is handed, with the whole command line, to leaserun-s3 or
 // leaserun-etcd, found beside leaserun and then on PATH, which takes
 // leaserun's place: same PID, same arguments. Without it, leaserun says
-// what to install (exit 74); a scheme no store serves is a usage error.
+// what to install (exit 74); a scheme no store serves is a usage error. So
+// for a run with --health-addr, which leaserun-http serves.
 func TestHandOffToStoreExecutable(t *testing.T) {
 	bin := t.TempDir()
 	leaserun := filepath.Join(bin, "leaserun")
@@ -63,6 +64,57 @@ func TestHandOffToStoreExecutable(t *testing.T) {
 			}
 		})
 	}
+
+	// A run with --health-addr (the flag or LEASERUN_HEALTH_ADDR) of a
+	// file lease is handed to leaserun-http; of a lease in S3, once, to
+	// leaserun-s3, which links the health server too.
+	for _, tc := range []struct {
+		name, exe, env string
+		args           []string
+	}{
+		{"health-addr beside", "leaserun-http", "", []string{"--lease", "/tmp/x.lease", "--health-addr", ":8080", "--", "true"}},
+		{"health-addr env beside", "leaserun-http", ":8080", []string{"--lease", "/tmp/x.lease", "--", "true"}},
+		{"health-addr run beside", "leaserun-http", "", []string{"run", "--lease", "file:///tmp/x.lease", "--health-addr", "127.0.0.1:0", "--", "true"}},
+		{"health-addr s3 beside", "leaserun-s3", "", []string{"--lease", "s3://b/k", "--health-addr", ":8080", "--", "true"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("LEASERUN_HEALTH_ADDR", tc.env)
+			writeExecutable(t, filepath.Join(bin, tc.exe), fake)
+			defer os.Remove(filepath.Join(bin, tc.exe))
+			pid, out, errb, code := run("/usr/bin:/bin", tc.args...)
+			if want := "pid=" + pid + " argv0=" + tc.exe + " args=" + strings.Join(tc.args, " ") + "\n"; out != want || code != 7 {
+				t.Errorf("leaserun %q printed %q (stderr %q), status %d; want %q, status 7", tc.args, out, errb, code, want)
+			}
+		})
+	}
+
+	t.Run("health-addr on PATH", func(t *testing.T) {
+		writeExecutable(t, filepath.Join(onPath, "leaserun-http"), fake)
+		defer os.Remove(filepath.Join(onPath, "leaserun-http"))
+		pid, out, errb, code := run(onPath+":/usr/bin:/bin", "--lease", "/tmp/x.lease", "--health-addr", ":8080", "--", "true")
+		if want := "pid=" + pid + " argv0=leaserun-http args=--lease /tmp/x.lease --health-addr :8080 -- true\n"; out != want || code != 7 {
+			t.Errorf("leaserun printed %q (stderr %q), status %d; want %q, status 7", out, errb, code, want)
+		}
+	})
+
+	t.Run("health-addr missing", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "job.lease")
+		for _, env := range []string{"", ":8080"} {
+			t.Setenv("LEASERUN_HEALTH_ADDR", env)
+			args := []string{"--lease", path, "--health-addr", ":8080", "--", "true"}
+			if env != "" {
+				args = []string{"--lease", path, "--", "true"}
+			}
+			_, out, errb, code := run("/usr/bin:/bin", args...)
+			if code != 74 || out != "" || !strings.Contains(errb, "leaserun-http") || !strings.Contains(errb, "--health-addr :8080") {
+				t.Errorf("LEASERUN_HEALTH_ADDR=%q, without leaserun-http: status %d, stdout %q, stderr %q; want 74 and a line naming leaserun-http and the flag",
+					env, code, out, errb)
+			}
+			if _, err := os.Stat(path); !os.IsNotExist(err) {
+				t.Errorf("the lease file was made: %v", err)
+			}
+		}
+	})
 
 	t.Run("s3 on PATH", func(t *testing.T) {
 		writeExecutable(t, filepath.Join(onPath, "leaserun-s3"), fake)

@@ -1,5 +1,5 @@
 // Package integration holds end-to-end tests: they build the real leaserun
-// binary once and drive it as users do, with real processes, signals,
+// binary (and leaserun-http beside it) once and drive it as users do, with real processes, signals,
 // process groups and PID namespaces.
 package integration
 
@@ -26,11 +26,14 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	leaserunBin = filepath.Join(dir, "leaserun")
-	// A failed build fails the tests: they never skip for it.
-	build := exec.Command("go", "build", "-o", leaserunBin, "github.com/leaserun/leaserun/cmd/leaserun")
+	// A failed build fails the tests: they never skip for it. leaserun-http
+	// beside it serves the runs with --health-addr, which leaserun hands
+	// to it.
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
+		"github.com/leaserun/leaserun/cmd/leaserun", "github.com/leaserun/leaserun/cmd/leaserun-http")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "integration: building leaserun:", err)
+		fmt.Fprintln(os.Stderr, "integration: building leaserun and leaserun-http:", err)
 		return 1
 	}
 	return m.Run()

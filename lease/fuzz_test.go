@@ -43,6 +43,9 @@ func FuzzDecodeRecord(f *testing.F) {
 		`{"instance_id":"x","acquired_at":"2030-06-01T12:00:00Z","renewed_at":"2030-06-01T12:00:00Z","ttl":1e3,"epoch":1}`,
 		`{"instance_id":"x","acquired_at":"2030-06-01T12:00:00Z","renewed_at":"2030-06-01T12:00:00Z","ttl":1,"epoch":0}`,
 		`{"instance_id":"x","instance_id":"","acquired_at":"2030-06-01T12:00:00Z","renewed_at":"2030-06-01T12:00:00Z","ttl":1,"epoch":1}`,
+		`{"instance_id":"x","acquired_at":"2030-06-01T12:00:00Z","renewed_at":"2030-06-01T12:00:00Z","ttl":0,"epoch":3,"slot":{"start":"2030-06-01T12:00:00Z","length":3600000000000,"epoch":3,"exit_status":1}}`,
+		`{"instance_id":"x","acquired_at":"2030-06-01T12:00:00Z","renewed_at":"2030-06-01T12:00:00Z","ttl":1,"epoch":3,"slot":{"start":"2030-06-01T12:00:00+01:00","length":-1,"epoch":0}}`,
+		`{"instance_id":"x","acquired_at":"2030-06-01T12:00:00Z","renewed_at":"2030-06-01T12:00:00Z","ttl":1,"epoch":3,"slot":null}`,
 		"{\"instance_id\":\"\xff\xfe\",\"acquired_at\":\"2030-06-01T12:00:00Z\",\"renewed_at\":\"2030-06-01T12:00:00Z\",\"ttl\":1,\"epoch\":1}",
 	} {
 		f.Add([]byte(seed))
@@ -84,7 +87,15 @@ func FuzzDecodeRecord(f *testing.F) {
 func recordsEqual(a, b *Record) bool {
 	return a.InstanceID == b.InstanceID && a.PID == b.PID && a.Host == b.Host &&
 		a.AcquiredAt.Equal(b.AcquiredAt) && a.RenewedAt.Equal(b.RenewedAt) &&
-		a.TTL == b.TTL && a.Epoch == b.Epoch && maps.Equal(a.Meta, b.Meta)
+		a.TTL == b.TTL && a.Epoch == b.Epoch && maps.Equal(a.Meta, b.Meta) && slotsEqual(a.Slot, b.Slot)
+}
+
+func slotsEqual(a, b *Slot) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Start.Equal(b.Start) && a.Length == b.Length && a.Epoch == b.Epoch &&
+		(a.ExitStatus == nil) == (b.ExitStatus == nil) && (a.ExitStatus == nil || *a.ExitStatus == *b.ExitStatus)
 }
 
 func TestDecodeRecordRejectsOversized(t *testing.T) {

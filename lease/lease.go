@@ -36,6 +36,32 @@ type overdueError struct{ msg string }
 func (e *overdueError) Error() string { return e.msg }
 func (e *overdueError) Unwrap() error { return ErrLost }
 
+// ErrDone is returned, wrapped with the slot that ran, by Acquire and Wait
+// (and their Store forms) made WithOncePer when the current slot has had
+// its run already: the record holds this slot, or a later one. They wrote
+// nothing.
+var ErrDone = errors.New("liblease: this slot has had its run")
+
+// doneError returns an error wrapping ErrDone if rec says that the slot
+// of o.oncePer holding now has had its run: rec's slot ends after that slot
+// begins (it is that slot, or a later one, started by a host whose clock
+// is ahead). Nil when WithOncePer is off.
+func doneError(st Store, rec *Record, now time.Time, o *options) error {
+	if o.oncePer <= 0 || rec == nil || rec.Slot == nil {
+		return nil
+	}
+	cur := SlotOf(now, o.oncePer)
+	if !rec.Slot.End().After(cur) {
+		return nil
+	}
+	how := "still running or ended without releasing"
+	if rec.Slot.ExitStatus != nil {
+		how = fmt.Sprintf("exit status %d", *rec.Slot.ExitStatus)
+	}
+	return errorf(ErrDone, "%s: the slot of %v from %s has had its run: the run at epoch %d in the slot from %s (%s)",
+		st, o.oncePer, cur.Format(time.RFC3339Nano), rec.Slot.Epoch, rec.Slot.Start.Format(time.RFC3339Nano), how)
+}
+
 // ErrReleased is returned by Renew after Release.
 var ErrReleased = errors.New("liblease: lease was released")
 
@@ -190,6 +216,9 @@ func AcquireStore(st Store, ttl time.Duration, opts ...Option) (*Lease, error) {
 		v, rec, err := load(ctx, st)
 		ctx.release()
 		if err != nil {
+			return nil, err
+		}
+		if err := doneError(st, rec, o.clock.Now(), &o); err != nil {
 			return nil, err
 		}
 		if rec != nil && heldByWallClock(rec, o.clock.Now(), o.skew) {
@@ -394,10 +423,20 @@ func acquisitionEpoch(st Store, v Value, rec *Record) (uint64, error) {
 	return epoch, nil
 }
 
+// exitStatusGrowth is how much a record with a slot of its own may grow
+// when its release adds the run's exit status.
+const exitStatusGrowth = len(`,"exit_status":-9223372036854775808`)
+
 // take tries to make a new acquisition the value after v, whose record is
-// rec. It returns nil, nil when another writer got there first.
+// rec. It returns nil, nil when another writer got there first. With
+// WithOncePer it takes the lease in the current slot, or returns an error
+// wrapping ErrDone if prev ran in it (see doneError); without, it carries
+// prev's slot forward.
 func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Lease, error) {
 	start := o.clock.Now()
+	if err := doneError(st, prev, start, o); err != nil {
+		return nil, err
+	}
 	wall := start.Round(0)
 	rec := Record{
 		InstanceID: uuid.NewString(),
@@ -412,8 +451,18 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 	if rec.Epoch, err = acquisitionEpoch(st, v, prev); err != nil {
 		return nil, err
 	}
+	var prevSlot *Slot
+	if prev != nil {
+		prevSlot = prev.clone().Slot
+	}
+	rec.Slot = prevSlot
+	growth := recordGrowth
+	if o.oncePer > 0 {
+		rec.Slot = &Slot{Start: SlotOf(start, o.oncePer), Length: o.oncePer, Epoch: rec.Epoch}
+		growth += exitStatusGrowth
+	}
 	data := encodeRecord(&rec)
-	if len(data) > MaxRecordSize-recordGrowth {
+	if len(data) > MaxRecordSize-growth {
 		// Everyone else would read it as unreadable, hence free.
 		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", st, MaxRecordSize)
 	}
@@ -426,7 +475,7 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 	if err != nil {
 		// If the write took effect after all, give it up so that it
 		// doesn't block the lease for a TTL.
-		abandon(st, data, rec, ttl, o)
+		abandon(st, data, rec, prevSlot, ttl, o)
 		return nil, err
 	}
 	l := &Lease{st: st, ttl: ttl, clock: o.clock, rev: rev, codec: newRecordCodec(&rec, data)}
@@ -436,6 +485,7 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 	if l.Expired() {
 		// The write took longer than the whole TTL: nobody may rely on it.
 		took := o.clock.Now().Sub(start)
+		l.unslot(prevSlot)
 		l.Release()
 		return nil, &overdueError{fmt.Sprintf("liblease: %s: acquiring took %v, longer than the ttl %v, so the lease was released at once",
 			st, took, ttl)}
@@ -445,10 +495,11 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 
 // abandon gives up an acquisition whose write failed with an error that
 // leaves its outcome unknown: if the write stands as the current value, it
-// writes a released record after it. It tries a few times while the store
-// fails, within one TTL: a write nobody believes in would otherwise block
-// the lease for a TTL.
-func abandon(st Store, data []byte, rec Record, ttl time.Duration, o *options) {
+// writes a released record after it, with the slot put back to prevSlot,
+// the one before (its run never started). It tries a few times while the
+// store fails, within one TTL: a write nobody believes in would otherwise
+// block the lease for a TTL.
+func abandon(st Store, data []byte, rec Record, prevSlot *Slot, ttl time.Duration, o *options) {
 	ctx := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
 	defer ctx.release()
 	for range abandonTries {
@@ -464,6 +515,7 @@ func abandon(st Store, data []byte, rec Record, ttl time.Duration, o *options) {
 		}
 		rec.TTL = 0
 		rec.RenewedAt = o.clock.Now().Round(0)
+		rec.Slot = prevSlot
 		if _, err := st.Swap(ctx, v.Rev, encodeRecord(&rec), Write{}); err == nil || errors.Is(err, ErrConflict) {
 			return
 		}
@@ -473,6 +525,20 @@ func abandon(st Store, data []byte, rec Record, ttl time.Duration, o *options) {
 
 // abandonTries bounds abandon's tries.
 const abandonTries = 3
+
+// unslot puts the slot of the handle's record back to prevSlot, the one
+// before its acquisition, for the release of an acquisition whose run never
+// started: the slot was not spent. Only take calls it, before the handle
+// is returned.
+func (l *Lease) unslot(prevSlot *Slot) {
+	rec := *l.record.Load()
+	if rec.Slot == nil || rec.Slot.Epoch != rec.Epoch {
+		return
+	}
+	rec.Slot = prevSlot
+	l.record.Store(&rec)
+	l.codec = nil // the slot is in what the codec keeps
+}
 
 func (l *Lease) setDeadline(writeStart time.Time) {
 	d := writeStart.Add(l.ttl)
@@ -633,7 +699,7 @@ func (l *Lease) renew() error {
 		if l.releasing.Load() {
 			return errorf(ErrReleased, "%s", l.st)
 		}
-		l.giveUp()
+		l.giveUp(nil)
 		return errorf(ErrLost, "%s: lease lapsed at %s while the renewal was being written",
 			l.st, prev.ExpiresAt().Format(time.RFC3339Nano))
 	}
@@ -722,8 +788,12 @@ func (l *Lease) lostError() error {
 	if err == nil && v.Rev != l.rev && rec != nil && !rec.Released() {
 		return l.lostTo(rec)
 	}
+	if err == nil && v.Rev != l.rev && rec != nil && rec.Released() && rec.Epoch == l.Epoch() && rec.InstanceID == l.InstanceID() {
+		return errorf(ErrLost, "%s: released by another process at this holder's epoch %d (leaserun release --epoch) while it was held",
+			l.st, rec.Epoch)
+	}
 	if err == nil && v.Rev == l.rev && !l.record.Load().Released() {
-		l.giveUp() // once: its released record is then the newest, and ours
+		l.giveUp(nil) // once: its released record is then the newest, and ours
 	}
 	return errorf(ErrLost, "%s: lease expired at %s before it was renewed",
 		l.st, expired.Format(time.RFC3339Nano))
@@ -731,14 +801,16 @@ func (l *Lease) lostError() error {
 
 // giveUp writes a released record after this handle's value, if nobody
 // wrote one first. It is how a handle that stopped holding frees the lease
-// at once instead of leaving it to expire.
+// at once instead of leaving it to expire. A status that is not nil goes
+// into the record's slot, if the slot is the handle's own (its acquisition
+// took it: WithOncePer).
 //
 // A released record frees the lease to whoever reads it, so giveUp first
 // has the store make sure that the handle's value is still there
 // (storeDetails.gone): if others replaced it, or the lease's record was
 // removed or replaced by hand, the handle frees nothing, and writes
 // nothing that would free a lease started anew.
-func (l *Lease) giveUp() error {
+func (l *Lease) giveUp(status *int) error {
 	if err := details(l.st).gone(l.rev); err != nil {
 		switch {
 		case errors.Is(err, ErrRemoved):
@@ -754,7 +826,16 @@ func (l *Lease) giveUp() error {
 	rec := *l.record.Load()
 	rec.TTL = 0
 	rec.RenewedAt = start.Round(0)
-	data := l.codec.encode(&rec)
+	var data []byte
+	if status != nil && rec.Slot != nil && rec.Slot.Epoch == rec.Epoch {
+		slot := *rec.Slot
+		code := *status
+		slot.ExitStatus = &code
+		rec.Slot = &slot
+		data = encodeRecord(&rec) // the codec keeps the slot as acquired
+	} else {
+		data = l.codec.encode(&rec)
+	}
 	ctx := l.callContext()
 	defer ctx.release()
 	rev, err := l.st.Swap(ctx, l.rev, data, Write{Held: l.held})
@@ -816,7 +897,17 @@ func (l *Lease) removedError(cause error) error {
 //
 // The released record keeps the lease's epoch, so the next acquisition
 // still gets a higher one.
-func (l *Lease) Release() error {
+func (l *Lease) Release() error { return l.release(nil) }
+
+// ReleaseWithStatus is Release, and records status, the exit status of the
+// run made under the lease, in the record's slot (Record.Slot.ExitStatus)
+// when the slot is this acquisition's own (WithOncePer), so that readers of
+// the record see how the slot's run ended. Without a slot of its own it is
+// Release. A retry after a failed write records status again; once a
+// release is written, the status is not changed.
+func (l *Lease) ReleaseWithStatus(status int) error { return l.release(&status) }
+
+func (l *Lease) release(status *int) error {
 	l.releasing.Store(true)
 	l.over.Store(true)
 	l.mu.Lock()
@@ -832,7 +923,7 @@ func (l *Lease) Release() error {
 			return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
 		}
 	}
-	err := l.giveUp()
+	err := l.giveUp(status)
 	if err == nil || errors.Is(err, ErrLost) {
 		l.released = true
 	}

@@ -43,6 +43,7 @@ type options struct {
 	meta         map[string]string
 	skew         time.Duration
 	pollInterval time.Duration
+	oncePer      time.Duration
 }
 
 func buildOptions(opts []Option) options {
@@ -93,6 +94,27 @@ func WithPollInterval(d time.Duration) Option {
 	return func(o *options) { o.pollInterval = d }
 }
 
+// WithOncePer makes Acquire and Wait take the lease only to run once in
+// the current slot of length d: slots are aligned to the Unix epoch in UTC
+// (SlotOf), so that every host sharing the lease computes the same ones.
+// The acquisition writes the slot into the record (Record.Slot). If the
+// record it would replace already holds a slot that ends after the
+// current one begins (this slot, or a later one that a host whose clock
+// runs ahead has started), Acquire and Wait write nothing and return an
+// error wrapping ErrDone, whether that record is held or not: a standby
+// stops waiting as soon as it reads such a record. The judgement is made
+// on the record that the acquisition's compare-and-swap replaces, so of
+// any number of processes on any number of hosts, one at most acquires
+// in a slot.
+//
+// The slot is spent when it is taken, not when its run succeeds: a run
+// that fails, crashes or loses the lease is the slot's run all the same
+// (at most once per slot, as cron users expect; ReleaseWithStatus records
+// how it ended). Default: 0, no slots. A negative d is ErrInvalid.
+func WithOncePer(d time.Duration) Option {
+	return func(o *options) { o.oncePer = d }
+}
+
 // ErrInvalid is returned, wrapped with the offending value, for a setting
 // the lease cannot work with.
 var ErrInvalid = errors.New("liblease: invalid setting")
@@ -112,6 +134,8 @@ func validate(st Store, ttl time.Duration, o *options) error {
 		return errorf(ErrInvalid, "poll interval %v is negative", o.pollInterval)
 	case o.clock == nil:
 		return errorf(ErrInvalid, "nil clock")
+	case o.oncePer < 0:
+		return errorf(ErrInvalid, "once-per slot length %v is negative", o.oncePer)
 	}
 	return nil
 }

@@ -18,6 +18,9 @@ import (
 // read.
 //
 // A released record keeps the last holder's fields and has a TTL of zero.
+//
+// Readers ignore fields they do not know, so that a record written by a
+// later build, with fields added, is still a record to an earlier one.
 type Record struct {
 	InstanceID string            `json:"instance_id"`
 	PID        int               `json:"pid"`
@@ -29,6 +32,46 @@ type Record struct {
 	// Epoch strictly increases with every acquisition of the path: across
 	// takeover, expiry and release.
 	Epoch uint64 `json:"epoch"`
+	// Slot is the last slot of a schedule in which an acquisition made
+	// with WithOncePer took the lease to run: nil if there was none. Every
+	// write of the protocol carries it forward, an acquisition made
+	// without WithOncePer too, so that the record keeps it until a later
+	// slot's run replaces it. Records written before slots existed have
+	// none, and builds from before then ignore it (and drop it when they
+	// acquire).
+	Slot *Slot `json:"slot,omitempty"`
+}
+
+// Slot is one slot of a schedule that runs at most once per slot (see
+// WithOncePer): the last one that ran, kept in the record.
+type Slot struct {
+	// Start is the slot's first instant, in UTC: a multiple of Length
+	// since the Unix epoch (SlotOf).
+	Start time.Time `json:"start"`
+	// Length is the slot's length, the WithOncePer duration.
+	Length time.Duration `json:"length"`
+	// Epoch is the epoch of the acquisition that ran in the slot.
+	Epoch uint64 `json:"epoch"`
+	// ExitStatus is the status the run ended with, as its holder gave it
+	// when it released the lease (ReleaseWithStatus): nil while it runs,
+	// and for good if it never released (it crashed, or lost the lease).
+	ExitStatus *int `json:"exit_status,omitempty"`
+}
+
+// End is the instant after the slot.
+func (s *Slot) End() time.Time { return s.Start.Add(s.Length) }
+
+// SlotOf returns the start of the slot of length every that holds t: slots
+// are aligned to the Unix epoch, in UTC, so that every host computes the
+// same ones (every 24h starts at midnight UTC, every 1h on the hour). every
+// must be positive.
+func SlotOf(t time.Time, every time.Duration) time.Time {
+	ns := t.UnixNano()
+	r := ns % int64(every)
+	if r < 0 {
+		r += int64(every)
+	}
+	return time.Unix(0, ns-r).UTC()
 }
 
 // Released reports whether the holder gave the lease up.
@@ -38,9 +81,18 @@ func (r *Record) Released() bool { return r.TTL == 0 }
 // RenewedAt+TTL. For a released record it is RenewedAt.
 func (r *Record) ExpiresAt() time.Time { return r.RenewedAt.Add(r.TTL) }
 
-// clone returns a deep copy, so a caller can't reach the handle's Meta.
+// clone returns a deep copy, so a caller can't reach the handle's Meta or
+// Slot.
 func (r Record) clone() Record {
 	r.Meta = maps.Clone(r.Meta)
+	if r.Slot != nil {
+		s := *r.Slot
+		if s.ExitStatus != nil {
+			code := *s.ExitStatus
+			s.ExitStatus = &code
+		}
+		r.Slot = &s
+	}
 	return r
 }
 
@@ -73,6 +125,12 @@ func decodeRecord(data []byte) (*Record, error) {
 	}
 	if r.InstanceID == "" || r.TTL < 0 || r.Epoch == 0 || r.RenewedAt.IsZero() || r.AcquiredAt.IsZero() {
 		return nil, errUnreadable
+	}
+	if s := r.Slot; s != nil && (s.Length <= 0 || s.Start.IsZero() || s.Epoch == 0) {
+		// A slot no writer of this package makes: the lease is readable
+		// all the same (a hand-made slot must not free a held lease), and
+		// the slot counts as none.
+		r.Slot = nil
 	}
 	return &r, nil
 }

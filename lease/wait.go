@@ -27,6 +27,8 @@ import (
 // PATH.d/standby and PATH.d/standby.next, and only the first in line is
 // woken by changes: a hint that spares the others, which still read the
 // lease every poll interval, never a condition of safety (docs/DESIGN.md).
+// With WithOncePer, it ends with an error wrapping ErrDone as soon as it
+// reads a record whose slot says that the current slot has had its run.
 // I/O errors end the wait. A version that can't be opened though a listing
 // shows it is looked at again, as by Acquire, but no longer than ctx
 // allows. When ctx ends first, the error wraps both ErrHeld and ctx.Err().
@@ -81,6 +83,9 @@ func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option)
 			return nil, err
 		}
 		now := o.clock.Now()
+		if err := doneError(st, rec, now, &o); err != nil {
+			return nil, err
+		}
 		if !observed || v.Rev != observedV {
 			observed, observedAt, observedV = true, now, v.Rev
 		}

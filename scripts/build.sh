@@ -1,8 +1,8 @@
 #!/bin/sh
 # Builds static, reproducible leaserun executables with their version
 # stamped in: leaserun at OUTPUT, and beside it every other cmd/leaserun-*
-# (the executables that add a network store, to which leaserun hands a
-# lease of theirs). The Dockerfile and CI both run this script, so CI
+# (the executables that add a network store or the health server, to which
+# leaserun hands a lease of theirs or a run with --health-addr). The Dockerfile and CI both run this script, so CI
 # exercises the image's build step.
 #
 #   scripts/build.sh [OUTPUT]     (default: ./leaserun)

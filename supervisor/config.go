@@ -63,8 +63,29 @@ type Config struct {
 	// on the thread that wrote).
 	ForwardSIGPIPE bool
 	// LeaseOptions are passed on to lease.Acquire, lease.Wait and
-	// lease.Read (e.g. lease.WithClockSkew); the supervisor adds WithMeta.
+	// lease.Read (e.g. lease.WithClockSkew); the supervisor adds WithMeta,
+	// and WithOncePer for OncePer.
 	LeaseOptions []lease.Option
+	// MaxRuntime bounds how long the command runs: once it has run this
+	// long, Run stops it as it stops a child whose lease can no longer be
+	// kept (the stop signal, then SIGKILL to its group after Grace),
+	// releases the lease and returns a *MaxRuntimeError; Do cancels its
+	// function's context. Zero means no bound. A hung job no longer holds
+	// its lease forever.
+	MaxRuntime time.Duration
+	// OncePer runs the command at most once per slot of this length
+	// (lease.WithOncePer: slots aligned to the Unix epoch, UTC) across
+	// every process sharing the lease: when the current slot has had its
+	// run, Run and Do return an error wrapping lease.ErrDone without
+	// running anything. The record keeps the slot, and Run's release
+	// records the run's exit status in it (lease.Lease.ReleaseWithStatus):
+	// the command's status, 124 when MaxRuntime stopped it, 126 when it
+	// could not be started; Do's, 0 or 1 by its function's error. Zero
+	// means no slots.
+	OncePer time.Duration
+	// Stats, when not nil, receives what happens to the lease, as it
+	// happens (see Stats).
+	Stats *Stats
 
 	hooks *hooks // test seams
 }
@@ -118,6 +139,10 @@ func (c *Config) Validate() error {
 		return configErrorf("Margin", "%v: must be positive", c.Margin)
 	case c.WaitTimeout < 0:
 		return configErrorf("WaitTimeout", "%v: must not be negative", c.WaitTimeout)
+	case c.MaxRuntime < 0:
+		return configErrorf("MaxRuntime", "%v: must not be negative", c.MaxRuntime)
+	case c.OncePer < 0:
+		return configErrorf("OncePer", "%v: must not be negative", c.OncePer)
 	}
 	if s, ok := c.StopSignal.(syscall.Signal); c.StopSignal != nil && (!ok || s <= 0 || s > maxSignal()) {
 		return configErrorf("StopSignal", "%v: not a signal", c.StopSignal)
@@ -167,6 +192,9 @@ func (c *Config) leaseOptions() []lease.Option {
 	opts := append([]lease.Option(nil), c.LeaseOptions...)
 	if len(c.Meta) > 0 {
 		opts = append(opts, lease.WithMeta(c.Meta))
+	}
+	if c.OncePer > 0 {
+		opts = append(opts, lease.WithOncePer(c.OncePer))
 	}
 	return opts
 }

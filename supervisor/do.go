@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/oklog/run"
 )
@@ -19,8 +20,14 @@ import (
 // (errors.Is(err, lease.ErrLost)) joined with fn's error, if any other than
 // the cancellation. Otherwise it returns fn's error.
 //
-// Errors from validating cfg and taking the lease are Run's. A failed
-// release is logged, not returned: the lease then lapses within its TTL.
+// With cfg.MaxRuntime, fn's context is cancelled, its cause a
+// *MaxRuntimeError, once fn has run that long; Do waits for fn and returns
+// that error (joined with fn's, if any other than the cancellation).
+//
+// Errors from validating cfg and taking the lease are Run's (with
+// cfg.OncePer, one wrapping lease.ErrDone when the slot has had its run).
+// A failed release is logged, not returned: the lease then lapses within
+// its TTL.
 func Do(ctx context.Context, cfg Config, fn func(ctx context.Context) error) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -32,7 +39,8 @@ func Do(ctx context.Context, cfg Config, fn func(ctx context.Context) error) err
 		return err
 	}
 	log.Info("acquired", "instance", l.InstanceID(), "epoch", l.Epoch(), "ttl", cfg.TTL)
-	defer release(l, log)
+	var result error
+	defer func() { release(l, log, slotStatus(&cfg, result)) }()
 
 	fctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -54,6 +62,13 @@ func Do(ctx context.Context, cfg Config, fn func(ctx context.Context) error) err
 	gd := &guard{quit: newQuit(), l: l, grace: cfg.Grace, margin: cfg.Margin, log: log,
 		stop: func(err *LostError) { lost.set(err); cancel(err) }}
 	g.Add(gd.run, gd.interrupt)
+	var mr *maxRuntime
+	timeout := &MaxRuntimeError{Path: cfg.Path, MaxRuntime: cfg.MaxRuntime}
+	if cfg.MaxRuntime > 0 {
+		mr = &maxRuntime{quit: newQuit(), at: time.Now().Add(cfg.MaxRuntime), after: cfg.MaxRuntime, grace: cfg.Grace, log: log,
+			stop: func() { cancel(timeout) }}
+		g.Add(mr.run, mr.interrupt)
+	}
 	var lostErr *LostError
 	if errors.As(g.Run(), &lostErr) {
 		if lost.get() == nil {
@@ -66,10 +81,16 @@ func Do(ctx context.Context, cfg Config, fn func(ctx context.Context) error) err
 		log.Error("lease lost", "err", lost.get())
 	}
 	if err := lost.get(); err != nil {
-		if fnErr != nil && !(errors.Is(fnErr, context.Canceled) && ctx.Err() == nil) {
-			return errors.Join(err, fnErr)
-		}
-		return err
+		result = err
+	} else if mr != nil && mr.fired.Load() {
+		result = timeout
 	}
+	if result != nil {
+		if fnErr != nil && !(errors.Is(fnErr, context.Canceled) && ctx.Err() == nil) {
+			result = errors.Join(result, fnErr)
+		}
+		return result
+	}
+	result = fnErr
 	return fnErr
 }

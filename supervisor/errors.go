@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/leaserun/leaserun/lease"
 )
@@ -74,3 +75,27 @@ func (e *LostError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, lease.ErrLost) true, whatever the cause.
 func (e *LostError) Is(target error) bool { return target == lease.ErrLost }
+
+// MaxRuntimeError reports that the command ran for Config.MaxRuntime and
+// was stopped for it (Do: its function's context was cancelled): the stop
+// signal, then SIGKILL to its group after the grace period. The lease was
+// released. The leaserun command exits 124 for it, as timeout(1) does.
+type MaxRuntimeError struct {
+	Path       string
+	MaxRuntime time.Duration
+	// Exit is how the command ended: the stop signal or SIGKILL (128+N),
+	// or a status of its own if it exited in time. Zero for Do.
+	Exit ExitError
+}
+
+func (e *MaxRuntimeError) Error() string {
+	msg := "lease " + e.Path + ": stopped after the maximum runtime " + e.MaxRuntime.String()
+	if e.Exit.Code != 0 || e.Exit.Signal != 0 {
+		msg += " (" + e.Exit.Error() + ")"
+	}
+	return msg
+}
+
+// exitMaxRuntime is the status that the slot of a run stopped for its
+// maximum runtime records: timeout(1)'s, as the leaserun command exits.
+const exitMaxRuntime = 124

@@ -58,7 +58,7 @@ func TestReleaseLogSaysWhatHappened(t *testing.T) {
 			}
 			tc.spoil(t, path, l)
 			var buf bytes.Buffer
-			release(l, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			release(l, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
 			line := buf.String()
 			if strings.Count(line, "\n") != 1 || strings.Contains(line, "renewing") {
 				t.Errorf("logged %q, want one line, and none about renewing", line)

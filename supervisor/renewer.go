@@ -19,6 +19,7 @@ type renewer struct {
 	renew        func() error
 	every, retry time.Duration
 	log          *slog.Logger
+	stats        *Stats
 }
 
 func newRenewer(cfg *Config, l *lease.Lease, log *slog.Logger) *renewer {
@@ -27,7 +28,7 @@ func newRenewer(cfg *Config, l *lease.Lease, log *slog.Logger) *renewer {
 		renew = func() error { return cfg.hooks.renew(l) }
 	}
 	return &renewer{quit: newQuit(), l: l, renew: renew,
-		every: cfg.RenewInterval, retry: cfg.retryInterval(), log: log}
+		every: cfg.RenewInterval, retry: cfg.retryInterval(), log: log, stats: cfg.Stats}
 }
 
 func (r *renewer) run() error {
@@ -46,6 +47,7 @@ func (r *renewer) run() error {
 			return nil
 		case err = <-res:
 		}
+		r.stats.renewed(time.Since(start), err)
 		switch {
 		case err == nil && r.l.Expired():
 			return r.lost("the lease lapsed while it was being renewed", nil)

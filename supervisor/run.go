@@ -15,6 +15,10 @@ const (
 	EnvLeasePath  = "LEASERUN_LEASE_PATH"
 	EnvInstanceID = "LEASERUN_INSTANCE_ID"
 	EnvEpoch      = "LEASERUN_EPOCH"
+	// EnvSlot is the start of the slot the command runs for, in RFC 3339
+	// and UTC (2030-06-01T12:00:00Z), with Config.OncePer only: a job that
+	// starts late in its slot still knows which one it runs for.
+	EnvSlot = "LEASERUN_SLOT"
 )
 
 // Run runs cmd while holding the lease cfg describes, and never lets it
@@ -35,13 +39,17 @@ const (
 //   - a *LostError (errors.Is(err, lease.ErrLost)) when the lease was lost
 //     while cmd ran: cmd's process group was killed at once. The loss is
 //     logged as it is noticed, so unlike other errors it needs no reporting;
-//   - an *ExitError when cmd exited non-zero or was killed by a signal.
+//   - an *ExitError when cmd exited non-zero or was killed by a signal;
+//   - a *MaxRuntimeError when cmd ran for cfg.MaxRuntime and was stopped;
+//   - with cfg.OncePer, one that wraps lease.ErrDone when the current slot
+//     has had its run: cmd was not started.
 //
 // Run starts cmd in its own process group, with its parent-death signal set
 // (Linux), as the terminal's foreground process group when Run has the
 // terminal (see takeTerminal), and with EnvLeasePath (absolute),
-// EnvInstanceID and EnvEpoch added to its environment (cmd.Env, or the
-// process's own when nil); it sets cmd.SysProcAttr for that. It then runs
+// EnvInstanceID, EnvEpoch and, with cfg.OncePer, EnvSlot added to its
+// environment (cmd.Env, or the process's own when nil); it sets
+// cmd.SysProcAttr for that. It then runs
 // these actors until cmd has exited: the child, the renewer, the deadline
 // guard, the signal forwarder, the hangup (a stopped child whose job
 // control is gone is hung up) and, as PID 1, the reaper. Finally it

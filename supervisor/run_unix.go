@@ -51,7 +51,7 @@ func supervise(ctx context.Context, cfg *Config, cmd *exec.Cmd) error {
 	// returns, in the background: see catcher.)
 	sc.stop()
 	stopped = true
-	release(l, log)
+	release(l, log, slotStatus(cfg, err))
 	return err
 }
 
@@ -106,7 +106,7 @@ func giveBack(cfg *Config, done <-chan acquisition, sigs <-chan os.Signal) {
 	go func() {
 		defer close(given)
 		if r := <-done; r.l != nil {
-			release(r.l, log)
+			release(r.l, log, nil)
 		}
 	}()
 	deadline := time.NewTimer(cfg.TTL)
@@ -138,6 +138,7 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
 		term.restore() // the child may have taken the terminal before exec failed
 		return fmt.Errorf("%w: %s: %w", ErrCannotExec, cmd.Args[0], err)
 	}
+	started := time.Now()
 	ignoreTTOU()
 	log.Info("child started", "pid", cmd.Process.Pid, "command", cmd.Args[0])
 
@@ -169,6 +170,17 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
 	}
 	hu := &hangup{quit: newQuit(), job: ch.job, group: ch.group, orphaned: pgrpOrphaned, log: log}
 	g.Add(hu.run, hu.interrupt)
+	var mr *maxRuntime
+	if cfg.MaxRuntime > 0 {
+		mr = &maxRuntime{quit: newQuit(), at: started.Add(cfg.MaxRuntime), after: cfg.MaxRuntime, grace: cfg.Grace, log: log,
+			stop: func() { ch.group.signal(stopSignal) },
+			kill: func() {
+				ch.group.signal(syscall.SIGKILL)
+				log.Warn("killed the child", "signal", "SIGKILL")
+			},
+		}
+		g.Add(mr.run, mr.interrupt)
+	}
 	var lostErr *LostError
 	if errors.As(g.Run(), &lostErr) {
 		// The group killed the child when this actor returned; only now
@@ -194,6 +206,9 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
 		log.Error("lease lost", "err", err)
 		return err
 	}
+	if mr != nil && mr.fired.Load() {
+		return &MaxRuntimeError{Path: cfg.Path, MaxRuntime: cfg.MaxRuntime, Exit: exit}
+	}
 	if exit.Code == 0 {
 		return nil
 	}
@@ -213,6 +228,9 @@ func prepare(cmd *exec.Cmd, leasePath string, l *lease.Lease) {
 		EnvLeasePath+"="+leasePath,
 		EnvInstanceID+"="+l.InstanceID(),
 		EnvEpoch+"="+strconv.FormatUint(l.Epoch(), 10))
+	if slot := l.Record().Slot; slot != nil && slot.Epoch == l.Epoch() {
+		cmd.Env = append(cmd.Env, EnvSlot+"="+slot.Start.UTC().Format(time.RFC3339Nano))
+	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}

@@ -11,7 +11,9 @@
 // ETCDCTL_CERT, ETCDCTL_KEY, ETCDCTL_USER, ETCDCTL_DIAL_TIMEOUT). It links
 // etcd's gRPC client, whose package initialisation alone takes six times
 // leaserun's own, and makes a program start some 6 ms later
-// (bench/etcd.sh): that is why it is an executable of its own.
+// (bench/etcd.sh): that is why it is an executable of its own. It links
+// the health server as well (--health-addr), whose net/http gRPC links
+// anyway, so that such a run is handed once, here.
 package main
 
 import (
@@ -23,6 +25,7 @@ import (
 
 	"github.com/leaserun/leaserun/etcdstore"
 	"github.com/leaserun/leaserun/internal/cli"
+	"github.com/leaserun/leaserun/internal/health"
 	"github.com/leaserun/leaserun/lease"
 )
 
@@ -30,7 +33,8 @@ func main() {
 	// gRPC logs connection errors to stderr on its own; leaserun says what
 	// went wrong in its own words, once.
 	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard))
-	cli.Exec(cli.Scheme{Name: "etcd", Open: open}, cli.Scheme{Name: "etcds", Open: open})
+	cli.Exec(cli.WithScheme(cli.Scheme{Name: "etcd", Open: open}), cli.WithScheme(cli.Scheme{Name: "etcds", Open: open}),
+		cli.WithHealth(health.Listen))
 }
 
 // open opens the lease at location. A location that is not well formed,

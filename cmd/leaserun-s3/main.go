@@ -8,18 +8,21 @@
 //
 // It links the AWS SDK, whose initialisation alone costs more than
 // leaserun's whole start-up: that is why it is an executable of its own.
+// It links the health server as well (--health-addr), whose net/http the
+// SDK links anyway, so that such a run is handed once, here.
 package main
 
 import (
 	"context"
 
 	"github.com/leaserun/leaserun/internal/cli"
+	"github.com/leaserun/leaserun/internal/health"
 	"github.com/leaserun/leaserun/lease"
 	"github.com/leaserun/leaserun/s3store"
 )
 
 func main() {
-	cli.Exec(cli.Scheme{Name: "s3", Open: open})
+	cli.Exec(cli.WithScheme(cli.Scheme{Name: "s3", Open: open}), cli.WithHealth(health.Listen))
 }
 
 // open opens the lease at location. Its errors for the location itself

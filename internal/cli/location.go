@@ -84,11 +84,11 @@ func validScheme(s string) bool {
 	return s != ""
 }
 
-// leases is what an executable knows of stores: the schemes it links, and
-// its command line, to hand to the executable that links another.
+// leases is what an executable links (stores, the health server), and its
+// command line, to hand to the executable that links what it does not.
 type leases struct {
-	args    []string
-	schemes []Scheme
+	args []string
+	links
 }
 
 // open returns the store of the lease at value, and its name for logs and
@@ -124,18 +124,18 @@ func (ls *leases) open(ctx context.Context, value string) (lease.Store, string, 
 			return st, st.String(), nil
 		}
 	}
-	return nil, "", ls.handOff(value, siblings[at.scheme])
+	return nil, "", ls.handOff("--lease "+value, "this store is", siblings[at.scheme])
 }
 
 // handOff runs the executable name with this process's command line in
 // this process's place, beside this executable or else on PATH. It returns
-// only an error: that there is no such executable, or that it could not be
-// started.
-func (ls *leases) handOff(value, name string) error {
+// only an error: that there is no such executable (said as "flag: what
+// served by name ..."), or that it could not be started.
+func (ls *leases) handOff(flag, what, name string) error {
 	path, err := findSibling(name)
 	if err != nil {
-		return fmt.Errorf("--lease %s: this store is served by %s, which is neither beside this leaserun nor on PATH: "+
-			"install it (go install github.com/leaserun/leaserun/cmd/%s@latest), or use the container image, which has it", value, name, name)
+		return fmt.Errorf("%s: %s served by %s, which is neither beside this leaserun nor on PATH: "+
+			"install it (go install github.com/leaserun/leaserun/cmd/%s@latest), or use the container image, which has it", flag, what, name, name)
 	}
 	return replaceProcess(path, append([]string{name}, ls.args...))
 }

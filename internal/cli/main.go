@@ -1,12 +1,15 @@
 // Package cli is the leaserun command line: the leaserun executable, which
 // runs one command while holding a lease and never lets that command
-// outlive the lease, and the executables that add a network store to it
-// (leaserun-s3, leaserun-etcd), which are leaserun with one more Scheme.
+// outlive the lease, and the executables that add to it what leaserun
+// does not link, and hands to them: a network store (leaserun-s3,
+// leaserun-etcd: leaserun WithScheme), the health server (leaserun-http:
+// leaserun WithHealth, which leaserun-s3 and leaserun-etcd link too).
 // The README's reference section is the contract (flags, environment, exit
 // statuses); package supervisor is how.
 //
 //	leaserun [run] --lease LOCATION [flags] -- COMMAND [ARG...]
 //	leaserun status --lease LOCATION [--format TEMPLATE]
+//	leaserun release --lease LOCATION --epoch N
 //	leaserun --version | --help
 package cli
 
@@ -26,14 +29,16 @@ import (
 type cli struct {
 	Version versionFlag `help:"Print the version and commit, and exit."`
 
-	Run    runCmd    `cmd:"" default:"withargs" help:"Run a command while holding the lease (the default command: \"run\" may be left out)."`
-	Status statusCmd `cmd:"" help:"Print the lease's record as JSON, with expires_at and state; exit 0 if it is held."`
+	Run     runCmd     `cmd:"" default:"withargs" help:"Run a command while holding the lease (the default command: \"run\" may be left out)."`
+	Status  statusCmd  `cmd:"" help:"Print the lease's record as JSON, with expires_at and state; exit 0 if it is held."`
+	Release releaseCmd `cmd:"" help:"Release the lease for its holder of --epoch N, if the lease is still at that epoch (exit 1 if not: nothing done); for a holder known to be dead."`
 }
 
-// Main runs leaserun with args and returns its exit status. schemes are the
-// stores, beside files, that the calling executable links; a lease in
-// another is handed to the executable that links it (see Scheme).
-func Main(args []string, stdout, stderr io.Writer, schemes ...Scheme) int {
+// Main runs leaserun with args and returns its exit status. opts say what
+// the calling executable links beside leaserun's own (WithScheme,
+// WithHealth); what it does not link is handed to the executable that does
+// (see Scheme, and runCmd.Run for --health-addr).
+func Main(args []string, stdout, stderr io.Writer, opts ...Option) int {
 	var c cli
 	exited := -1 // the status kong asked to exit with
 	parser := kong.Must(&c,
@@ -55,7 +60,11 @@ func Main(args []string, stdout, stderr io.Writer, schemes ...Scheme) int {
 	case err != nil:
 		return usage(stderr, err)
 	}
-	err = kctx.Run(&leases{args: args, schemes: schemes})
+	ls := &leases{args: args}
+	for _, o := range opts {
+		o(&ls.links)
+	}
+	err = kctx.Run(ls)
 	var status exitStatus
 	switch {
 	case err == nil:
@@ -121,7 +130,7 @@ func unsetEmptyEnv(node *kong.Node) {
 func withCommand(args []string) []string {
 	for _, a := range args {
 		switch a {
-		case "run", "status":
+		case "run", "status", "release":
 			return args
 		case "--":
 			return append([]string{"run"}, args...)
@@ -136,6 +145,7 @@ const (
 	exitUsage      = 64  // a bad flag or value, no command, no lease path
 	exitIO         = 74  // an I/O error on the lease file
 	exitLost       = 76  // the lease was lost while the child ran
+	exitTimeout    = 124 // --max-runtime stopped the child (timeout(1)'s)
 	exitCannotExec = 126 // the command was found but could not be executed
 	exitNotFound   = 127 // the command was not found
 )
@@ -152,9 +162,9 @@ func (e usageError) Error() string { return string(e) }
 
 func usageErrorf(format string, args ...any) error { return usageError(fmt.Sprintf(format, args...)) }
 
-// Exec is the main function of a leaserun executable that links schemes:
-// it runs Main with the process's arguments and exits with its status.
-func Exec(schemes ...Scheme) {
+// Exec is the main function of a leaserun executable that links opts: it
+// runs Main with the process's arguments and exits with its status.
+func Exec(opts ...Option) {
 	if os.Getenv("GOMAXPROCS") == "" {
 		// leaserun has no parallel work: one P spares the thread hand-offs
 		// that a second one costs at every wake-up (a hundred standbys
@@ -162,5 +172,5 @@ func Exec(schemes ...Scheme) {
 		// runtime re-reading the cgroup's CPU limit every second.
 		runtime.GOMAXPROCS(1)
 	}
-	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr, schemes...))
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr, opts...))
 }

@@ -29,6 +29,9 @@ type runCmd struct {
 	StopSignal   signalFlag     `name:"stop-signal" default:"TERM" env:"LEASERUN_STOP_SIGNAL" placeholder:"SIGNAL" help:"Signal that asks the child to stop: TERM (the default), SIGTERM and 15 all work."`
 	HeldExitCode int            `name:"held-exit-code" default:"75" env:"LEASERUN_HELD_EXIT_CODE" placeholder:"N" help:"Status when the lease is held or the wait timed out: 75 by default; 0 makes a skipped cron run silent."`
 	Meta         []string       `name:"meta" sep:"none" placeholder:"KEY=VALUE" help:"Stored in the record's meta; repeatable."`
+	MaxRuntime   time.Duration  `name:"max-runtime" default:"0" env:"LEASERUN_MAX_RUNTIME" placeholder:"DURATION" help:"Stop the child after it has run this long (the stop signal, SIGKILL after --grace), release the lease and exit 124, as timeout(1) does; 0 (the default) for no limit."`
+	OncePer      time.Duration  `name:"once-per" default:"0" env:"LEASERUN_ONCE_PER" placeholder:"DURATION" help:"Run at most once per slot of this length (slots aligned to the Unix epoch, UTC), across every host sharing the lease: the first to take the lease in a slot runs the command; the others, and later runs in that slot, exit 0 without running it or printing anything. The record keeps the slot and its exit status. 0 (the default) is off."`
+	HealthAddr   string         `name:"health-addr" env:"LEASERUN_HEALTH_ADDR" placeholder:"ADDR" help:"Serve HTTP on ADDR (:8080, 127.0.0.1:9090): GET /healthz 200 while leaserun runs or stands by; /leader 200 while it holds the lease, 503 otherwise; /metrics in Prometheus text format. Off by default."`
 	LogFormat    string         `name:"log-format" enum:"text,json" default:"text" env:"LEASERUN_LOG_FORMAT" help:"Format of leaserun's own log lines on stderr: text or json."`
 	LogLevel     string         `name:"log-level" enum:"debug,info,warn,error" default:"warn" env:"LEASERUN_LOG_LEVEL" help:"debug, info, warn or error. The default, warn, is silent when all goes well; info logs each event (acquired, waiting, child started and exited, released)."`
 
@@ -40,7 +43,8 @@ type runCmd struct {
 // flagNames names supervisor.Config's fields, in the errors of its
 // Validate, as the flags that set them.
 var flagNames = strings.NewReplacer("Path", "--lease", "TTL", "--ttl", "RenewInterval", "--renew",
-	"Grace", "--grace", "WaitTimeout", "--wait-timeout", "StopSignal", "--stop-signal", "Meta", "--meta")
+	"Grace", "--grace", "WaitTimeout", "--wait-timeout", "StopSignal", "--stop-signal", "Meta", "--meta",
+	"MaxRuntime", "--max-runtime", "OncePer", "--once-per")
 
 // Validate makes the supervisor's Config of the flags, and checks it.
 func (r *runCmd) Validate() error {
@@ -65,6 +69,8 @@ func (r *runCmd) Validate() error {
 	r.cfg.KillOrphans = true
 	r.cfg.ForwardSIGPIPE = true // its log raises none of its own (see logWriter)
 	r.cfg.LeaseOptions = []lease.Option{lease.WithClockSkew(r.ClockSkew)}
+	r.cfg.MaxRuntime = r.MaxRuntime
+	r.cfg.OncePer = r.OncePer
 	for _, kv := range r.Meta {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -85,12 +91,22 @@ func (r *runCmd) Validate() error {
 		return usageErrorf("--held-exit-code: %d: must be between 0 and 255", r.HeldExitCode)
 	case len(r.Command) == 0 || r.Command[0] == "":
 		return usageErrorf("no command to run: leaserun --lease PATH [flags] -- COMMAND [ARG...]")
+	case r.HealthAddr != "":
+		return checkHealthAddr(r.HealthAddr)
 	}
 	return nil
 }
 
 // Run runs the command, and ends leaserun with its status.
 func (r *runCmd) Run(kctx *kong.Context, ls *leases) error {
+	if r.HealthAddr != "" && ls.health == nil {
+		// A file lease is served with --health-addr by leaserun-http,
+		// which links the health server; a network store's, by its
+		// executable (open hands it there), which links it too.
+		if at, _ := parseLease(r.Lease); at.scheme == "" {
+			return leaseError(kctx.Stderr, ls.handOff("--health-addr "+r.HealthAddr, "health checks are", healthServer))
+		}
+	}
 	st, name, err := ls.open(context.Background(), r.Lease)
 	if err != nil {
 		return leaseError(kctx.Stderr, err)
@@ -105,11 +121,30 @@ func (r *runCmd) Run(kctx *kong.Context, ls *leases) error {
 		cmd.Err = nil // a relative PATH entry: a shell would run it too
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err = supervisor.Run(context.Background(), r.cfg, cmd)
+	if r.HealthAddr == "" {
+		err = supervisor.Run(context.Background(), r.cfg, cmd)
+	} else {
+		if ls.health == nil {
+			// An executable that links a store but not the health server.
+			return leaseError(kctx.Stderr, fmt.Errorf("--health-addr %s: this executable does not serve health checks", r.HealthAddr))
+		}
+		r.cfg.Stats = supervisor.NewStats()
+		h, lerr := ls.health(r.HealthAddr, r.cfg.Stats, log)
+		if lerr != nil {
+			log.Error(fmt.Sprintf("--health-addr %s: %v", r.HealthAddr, lerr), "lease", r.Lease, "status", exitIO)
+			return exitStatus(exitIO)
+		}
+		log.Info("serving health checks", "addr", h.Addr())
+		err = h.Run(context.Background(), func(ctx context.Context) error {
+			return supervisor.Run(ctx, r.cfg, cmd)
+		})
+	}
 	code := r.exitCode(err)
 	var exit *supervisor.ExitError
-	if err == nil || errors.As(err, &exit) || errors.Is(err, lease.ErrLost) {
-		return exitStatus(code) // the child's status, or a loss logged when it was noticed
+	if err == nil || errors.As(err, &exit) || errors.Is(err, lease.ErrLost) || errors.As(err, new(*supervisor.MaxRuntimeError)) {
+		// The child's status, or a loss or a stop for --max-runtime
+		// logged when it was noticed.
+		return exitStatus(code)
 	}
 	msg := err.Error()
 	if errors.Is(err, lease.ErrHeld) && errors.Is(err, context.DeadlineExceeded) {
@@ -117,7 +152,9 @@ func (r *runCmd) Run(kctx *kong.Context, ls *leases) error {
 	}
 	level := slog.LevelError
 	if code == 0 {
-		level = slog.LevelDebug // --held-exit-code 0: a skipped run is silent
+		// --held-exit-code 0, or --once-per in a slot that has had its
+		// run: a skipped run is silent.
+		level = slog.LevelDebug
 	}
 	log.Log(context.Background(), level, msg, "lease", r.Lease, "status", code)
 	return exitStatus(code)
@@ -134,6 +171,10 @@ func (r *runCmd) exitCode(err error) int {
 		return exit.Code
 	case errors.As(err, &interrupted):
 		return 128 + int(interrupted.Signal)
+	case errors.As(err, new(*supervisor.MaxRuntimeError)):
+		return exitTimeout
+	case errors.Is(err, lease.ErrDone):
+		return 0
 	case errors.Is(err, lease.ErrLost):
 		return exitLost
 	case errors.Is(err, lease.ErrHeld):
