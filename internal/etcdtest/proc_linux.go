@@ -1,0 +1,9 @@
+package etcdtest
+
+import "syscall"
+
+// sysProcAttr puts a member in its own process group, so that a signal
+// sent to it reaches nothing else, and kills it when the test dies.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
