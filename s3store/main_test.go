@@ -35,7 +35,11 @@ func TestMain(m *testing.M) {
 	} {
 		os.Setenv(k, v)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if fakes3Dir != "" {
+		os.RemoveAll(fakes3Dir)
+	}
+	os.Exit(code)
 }
 
 // bucket is the bucket every test server has.
