@@ -24,8 +24,12 @@ import (
 // that blocks SIGPIPE where the platform allows (see quietFile): leaserun
 // forwards the SIGPIPEs it catches to the child, and one raised by its own
 // write must not look like one that was sent to it.
+//
+// The goroutine, and the thread it takes, start with the first line: a run
+// at the default level that goes well writes none, and starts neither.
 type logWriter struct {
 	out     io.Writer
+	start   sync.Once // starts run, or at Close, marks it done
 	done    chan struct{}
 	dropped atomic.Int64
 
@@ -38,9 +42,7 @@ type logWriter struct {
 const logBuffer = 256
 
 func newLogWriter(out io.Writer) *logWriter {
-	w := &logWriter{lines: make(chan []byte, logBuffer), done: make(chan struct{}), out: out}
-	go w.run()
-	return w
+	return &logWriter{lines: make(chan []byte, logBuffer), done: make(chan struct{}), out: out}
 }
 
 func (w *logWriter) run() {
@@ -63,6 +65,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return len(p), nil // a straggler after the exit status was decided
 	}
+	w.start.Do(func() { go w.run() })
 	select {
 	case w.lines <- bytes.Clone(p):
 	default:
@@ -84,6 +87,7 @@ func (w *logWriter) Close(timeout time.Duration) {
 	w.closed = true
 	close(w.lines)
 	w.mu.Unlock()
+	w.start.Do(func() { close(w.done) }) // no line was written: nothing runs
 	select {
 	case <-w.done:
 	case <-time.After(timeout):
