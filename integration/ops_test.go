@@ -65,10 +65,13 @@ func opsStart(t testing.TB, dir, name string, env []string, args ...string) *e2e
 	return p
 }
 
-// opsStatus is "leaserun status --lease path": its status and record.
-func opsStatus(t testing.TB, path string) (int, map[string]any) {
+// opsStatus is "leaserun status --lease path", with env added to the
+// environment: its status and record.
+func opsStatus(t testing.TB, env []string, path string) (int, map[string]any) {
 	t.Helper()
-	out, err := exec.Command(leaserunBin, "status", "--lease", path).Output()
+	cmd := exec.Command(leaserunBin, "status", "--lease", path)
+	cmd.Env = append(e2eBaseEnv(), env...)
+	out, err := cmd.Output()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -92,12 +95,17 @@ func opsDead(pid int) bool {
 // --max-runtime; leaserun releases the lease and exits 124, with a line
 // at warn.
 func TestMaxRuntime(t *testing.T) {
+	opsMaxRuntime(t, filepath.Join(t.TempDir(), "mr.lease"), nil)
+}
+
+// opsMaxRuntime is TestMaxRuntime on the lease at path, with env added to
+// leaserun's environment.
+func opsMaxRuntime(t *testing.T, path string, env []string) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "mr.lease")
 	log := filepath.Join(dir, "child.log")
 	start := time.Now()
 	p := e2eStartLeaserun(t, dir, "mr", nil,
-		e2eChildEnv(log, e2eEnvHold+"=60s", e2eEnvIgnoreTerm+"=1", e2eEnvHeartbeat+"=50ms"),
+		append(slices.Clone(env), e2eChildEnv(log, e2eEnvHold+"=60s", e2eEnvIgnoreTerm+"=1", e2eEnvHeartbeat+"=50ms")...),
 		"--lease", path, "--ttl", "6s", "--grace", "700ms", "--max-runtime", "1s")
 	if code := p.Wait(t, 20*time.Second); code != 124 {
 		t.Fatalf("leaserun exited %d, want 124; stderr:\n%s", code, p.Stderr())
@@ -119,12 +127,12 @@ func TestMaxRuntime(t *testing.T) {
 	if !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "maximum runtime reached") || !strings.Contains(stderr, path) {
 		t.Errorf("no warning naming the lease and the maximum runtime:\n%s", stderr)
 	}
-	if code, rec := opsStatus(t, path); code != 1 || rec["state"] != "released" {
+	if code, rec := opsStatus(t, env, path); code != 1 || rec["state"] != "released" {
 		t.Errorf("after --max-runtime the lease is %v (status %d), want released", rec["state"], code)
 	}
 }
 
-// opsOncePer races workers leaserun loops, each running
+// opsOncePer races workers leaserun loops (env added to their environment), each running
 // "leaserun --once-per SLOT" as fast as it can (half of them standing by
 // for up to a second), on one lease through paths (several: one lease seen
 // through several mounts), for slots whole slots. Each run's command logs
@@ -132,7 +140,7 @@ func TestMaxRuntime(t *testing.T) {
 // whole slot has exactly one run, no slot has two, and every leaserun
 // exits 3 (it ran), 0 (the slot had its run: silently) or 75 (the last
 // slot's run still held the lease).
-func opsOncePer(t *testing.T, paths []string, workers int, slot time.Duration, slots int) {
+func opsOncePer(t *testing.T, env []string, paths []string, workers int, slot time.Duration, slots int) {
 	dir := t.TempDir()
 	runs := filepath.Join(dir, "runs")
 	script := `printf '%s %s\n' "$LEASERUN_SLOT" "$LEASERUN_EPOCH" >> ` + runs + `; sleep 0.1; exit 3`
@@ -154,7 +162,7 @@ func opsOncePer(t *testing.T, paths []string, workers int, slot time.Duration, s
 					args = append(args, "--wait-timeout", "1s")
 				}
 				name := fmt.Sprintf("w%d-%d", w, i)
-				p := opsStart(t, dir, name, nil, append(args, "--", "sh", "-c", script)...)
+				p := opsStart(t, dir, name, env, append(args, "--", "sh", "-c", script)...)
 				code := p.Wait(t, 30*time.Second)
 				if code == 0 || code == 75 {
 					if out := p.Stderr(); out != "" && code == 0 {
@@ -213,7 +221,7 @@ func opsOncePer(t *testing.T, paths []string, workers int, slot time.Duration, s
 		t.Errorf("epochs of the runs, in the order they ran, not increasing: %v", epochs)
 	}
 	// status shows the last slot that ran and its exit status.
-	_, rec := opsStatus(t, paths[0])
+	_, rec := opsStatus(t, env, paths[0])
 	s, _ := rec["slot"].(map[string]any)
 	if s == nil || s["exit_status"] != float64(3) || s["length"] != float64(slot) {
 		t.Errorf("status shows slot %v, want the last run's, with exit status 3", rec["slot"])
@@ -231,7 +239,7 @@ func sum(m map[int]int) int {
 // TestOncePerRace: eight leaserun loops on one host run the command
 // exactly once in each of three 2-second slots.
 func TestOncePerRace(t *testing.T) {
-	opsOncePer(t, []string{filepath.Join(t.TempDir(), "once.lease")}, 8, 2*time.Second, 3)
+	opsOncePer(t, nil, []string{filepath.Join(t.TempDir(), "once.lease")}, 8, 2*time.Second, 3)
 }
 
 // TestOncePerSSHFSTwoHosts: the same across two sshfs mounts of one
@@ -239,7 +247,7 @@ func TestOncePerRace(t *testing.T) {
 // failed lookups.
 func TestOncePerSSHFSTwoHosts(t *testing.T) {
 	rig := sshfsrig.StartHosts(t, "", sshfsrig.NegativeCache)
-	opsOncePer(t, []string{
+	opsOncePer(t, nil, []string{
 		filepath.Join(rig.Mounts[0].Path, "once.lease"),
 		filepath.Join(rig.Mounts[1].Path, "once.lease"),
 	}, 8, 2*time.Second, 3)
@@ -444,22 +452,29 @@ func TestHealthClientHangUpSendsNoSIGPIPE(t *testing.T) {
 // the TTL), and the old holder, still alive, loses the lease at its next
 // renewal: its child is killed and it exits 76.
 func TestReleaseEpoch(t *testing.T) {
+	opsReleaseEpoch(t, filepath.Join(t.TempDir(), "r.lease"), nil)
+}
+
+// opsReleaseEpoch is TestReleaseEpoch on the lease at path, with env added
+// to the environment of every leaserun.
+func opsReleaseEpoch(t *testing.T, path string, env []string) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "r.lease")
 	const ttl = 9 * time.Second
 	flags := []string{"--lease", path, "--wait", "--ttl", ttl.String()}
 	logA, logB := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
-	first := opsStart(t, dir, "first", nil, "--lease", path, "--", "true")
+	first := opsStart(t, dir, "first", env, "--lease", path, "--", "true")
 	if code := first.Wait(t, 20*time.Second); code != 0 {
 		t.Fatal(first.Stderr())
 	}
-	a := e2eStartLeaserun(t, dir, "a", nil, e2eChildEnv(logA, e2eEnvHold+"=60s", e2eEnvHeartbeat+"=20ms"), flags...)
+	a := e2eStartLeaserun(t, dir, "a", nil, append(slices.Clone(env), e2eChildEnv(logA, e2eEnvHold+"=60s", e2eEnvHeartbeat+"=20ms")...), flags...)
 	ca := e2eWaitChildStart(t, 20*time.Second, logA, a)
-	b := e2eStartLeaserun(t, dir, "b", nil, e2eChildEnv(logB, e2eEnvHold+"=60s"), flags...)
-	_, before := opsStatus(t, path)
+	b := e2eStartLeaserun(t, dir, "b", nil, append(slices.Clone(env), e2eChildEnv(logB, e2eEnvHold+"=60s")...), flags...)
+	_, before := opsStatus(t, env, path)
 
 	release := func(epoch uint64) (int, string) {
-		out, err := exec.Command(leaserunBin, "release", "--lease", path, "--epoch", strconv.FormatUint(epoch, 10)).CombinedOutput()
+		cmd := exec.Command(leaserunBin, "release", "--lease", path, "--epoch", strconv.FormatUint(epoch, 10))
+		cmd.Env = append(e2eBaseEnv(), env...)
+		out, err := cmd.CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
@@ -472,7 +487,7 @@ func TestReleaseEpoch(t *testing.T) {
 	if code != 1 || strings.Count(out, "\n") != 1 || !strings.Contains(out, path) || !strings.Contains(out, ca.Instance) {
 		t.Fatalf("release of a stale epoch: %d %q; want 1 and one line naming the lease and who holds", code, out)
 	}
-	code, after := opsStatus(t, path)
+	code, after := opsStatus(t, env, path)
 	if code != 0 || after["instance_id"] != before["instance_id"] || after["epoch"] != before["epoch"] || after["state"] != "held" {
 		t.Fatalf("a stale release changed the lease: %v -> %v", before, after)
 	}
