@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leaserun/leaserun/internal/symlinktest"
 )
 
 // TestPlantedSymlink: leaserun, run as root on a lease in a sticky
@@ -22,23 +24,7 @@ import (
 // cases of PATH.d/tmp, a version and PATH are package lease's
 // symlink_linux_test.go.)
 func TestPlantedSymlink(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the symlink is planted by a second uid, and root's own writes are what must not follow it")
-	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("needs setpriv (util-linux) to act as a second uid:", err)
-	}
-	const knob = "/proc/sys/fs/protected_symlinks"
-	old, err := os.ReadFile(knob)
-	if err != nil {
-		t.Skip("cannot read fs.protected_symlinks:", err)
-	}
-	if strings.TrimSpace(string(old)) != "0" {
-		if err := os.WriteFile(knob, []byte("0"), 0o644); err != nil {
-			t.Skip("cannot turn fs.protected_symlinks off, without which the kernel itself refuses to follow the planted symlink:", err)
-		}
-		t.Cleanup(func() { os.WriteFile(knob, old, 0o644) })
-	}
+	symlinktest.Require(t)
 
 	base, err := os.MkdirTemp("", "leaserun-symlink-")
 	if err != nil {

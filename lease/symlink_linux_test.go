@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/leaserun/leaserun/internal/symlinktest"
 	"github.com/leaserun/leaserun/lease"
 )
 
@@ -45,23 +46,7 @@ type symlinkRig struct {
 // test's length where it is on.
 func newSymlinkRig(t *testing.T) *symlinkRig {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the symlinks are planted by a second uid, and root's own writes are what must not follow them")
-	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("needs setpriv (util-linux) to act as a second uid:", err)
-	}
-	const knob = "/proc/sys/fs/protected_symlinks"
-	old, err := os.ReadFile(knob)
-	if err != nil {
-		t.Skip("cannot read fs.protected_symlinks:", err)
-	}
-	if strings.TrimSpace(string(old)) != "0" {
-		if err := os.WriteFile(knob, []byte("0"), 0o644); err != nil {
-			t.Skip("cannot turn fs.protected_symlinks off, without which the kernel itself refuses to follow the planted symlinks:", err)
-		}
-		t.Cleanup(func() { os.WriteFile(knob, old, 0o644) })
-	}
+	symlinktest.Require(t)
 
 	base, err := os.MkdirTemp("", "lease-symlink-")
 	if err != nil {
