@@ -29,9 +29,9 @@ import (
 type cli struct {
 	Version versionFlag `help:"Print the version and commit, and exit."`
 
-	Run     runCmd     `cmd:"" default:"withargs" help:"Run a command while holding the lease (the default command: \"run\" may be left out)."`
-	Status  statusCmd  `cmd:"" help:"Print the lease's record as JSON, with expires_at and state; exit 0 if it is held."`
-	Release releaseCmd `cmd:"" help:"Release the lease for its holder of --epoch N, if the lease is still at that epoch (exit 1 if not: nothing done); for a holder known to be dead."`
+	Run     runCmd     `cmd:"" default:"withargs" help:"Run a command while holding the lease (the default command)."`
+	Status  statusCmd  `cmd:"" help:"Print the lease's record as JSON; exit 0 if it is held."`
+	Release releaseCmd `cmd:"" help:"Release the lease of a dead holder, if still at --epoch N."`
 }
 
 // Main runs leaserun with args and returns its exit status. opts say what

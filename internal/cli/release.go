@@ -16,7 +16,7 @@ import (
 // a later holder's lease; it never deletes the lease's files.
 type releaseCmd struct {
 	Lease string `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"LOCATION" help:"The lease, as for run."`
-	Epoch uint64 `name:"epoch" required:"" placeholder:"N" help:"The epoch to release (leaserun status shows it): the lease is released only if it is still at this epoch. A holder of it that is still alive loses the lease at its next renewal: its child is killed and it exits 76."`
+	Epoch uint64 `name:"epoch" required:"" placeholder:"N" help:"The epoch to release, as status shows it."`
 }
 
 // Validate checks the flags.

@@ -19,21 +19,21 @@ import (
 
 // runCmd is "leaserun [run]".
 type runCmd struct {
-	Lease        string         `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease file."`
+	Lease        string         `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease: a file path or a URL."`
 	TTL          time.Duration  `name:"ttl" short:"t" default:"15s" env:"LEASERUN_TTL" help:"Lease time-to-live."`
 	Renew        *time.Duration `name:"renew" env:"LEASERUN_RENEW" placeholder:"DURATION" help:"How often to renew (default: ttl/3)."`
-	Wait         bool           `name:"wait" short:"w" env:"LEASERUN_WAIT" help:"Stand by until the lease can be taken, instead of exiting 75."`
-	WaitTimeout  time.Duration  `name:"wait-timeout" default:"0" env:"LEASERUN_WAIT_TIMEOUT" help:"Give up waiting after this long (exit 75); implies --wait; 0 waits forever."`
-	ClockSkew    time.Duration  `name:"clock-skew" default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"How far apart the clocks of the hosts sharing the lease may be: a one-shot run counts a record as held until its expiry plus this; a standby needs none. Default 0; across hosts, above the worst offset NTP allows there, e.g. 1s."`
-	Grace        *time.Duration `name:"grace" env:"LEASERUN_GRACE" placeholder:"DURATION" help:"Time between the stop signal and SIGKILL (default: ttl/3)."`
-	StopSignal   signalFlag     `name:"stop-signal" default:"TERM" env:"LEASERUN_STOP_SIGNAL" placeholder:"SIGNAL" help:"Signal that asks the child to stop: TERM (the default), SIGTERM and 15 all work."`
-	HeldExitCode int            `name:"held-exit-code" default:"75" env:"LEASERUN_HELD_EXIT_CODE" placeholder:"N" help:"Status when the lease is held or the wait timed out: 75 by default; 0 makes a skipped cron run silent."`
-	Meta         []string       `name:"meta" sep:"none" placeholder:"KEY=VALUE" help:"Stored in the record's meta; repeatable."`
-	MaxRuntime   time.Duration  `name:"max-runtime" default:"0" env:"LEASERUN_MAX_RUNTIME" placeholder:"DURATION" help:"Stop the child after it has run this long (the stop signal, SIGKILL after --grace), release the lease and exit 124, as timeout(1) does; 0 (the default) for no limit."`
-	OncePer      time.Duration  `name:"once-per" default:"0" env:"LEASERUN_ONCE_PER" placeholder:"DURATION" help:"Run at most once per slot of this length (slots aligned to the Unix epoch, UTC), across every host sharing the lease: the first to take the lease in a slot runs the command; the others, and later runs in that slot, exit 0 without running it or printing anything. The record keeps the slot and its exit status. 0 (the default) is off."`
-	HealthAddr   string         `name:"health-addr" env:"LEASERUN_HEALTH_ADDR" placeholder:"ADDR" help:"Serve HTTP on ADDR (:8080, 127.0.0.1:9090): GET /healthz 200 while leaserun runs or stands by; /leader 200 while it holds the lease, 503 otherwise; /metrics in Prometheus text format. Off by default."`
-	LogFormat    string         `name:"log-format" enum:"text,json" default:"text" env:"LEASERUN_LOG_FORMAT" help:"Format of leaserun's own log lines on stderr: text or json."`
-	LogLevel     string         `name:"log-level" enum:"debug,info,warn,error" default:"warn" env:"LEASERUN_LOG_LEVEL" help:"debug, info, warn or error. The default, warn, is silent when all goes well; info logs each event (acquired, waiting, child started and exited, released)."`
+	Wait         bool           `name:"wait" short:"w" env:"LEASERUN_WAIT" help:"Wait for the lease instead of exiting."`
+	WaitTimeout  time.Duration  `name:"wait-timeout" default:"0" env:"LEASERUN_WAIT_TIMEOUT" help:"Give up waiting after this long; implies --wait."`
+	ClockSkew    time.Duration  `name:"clock-skew" default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"Most the hosts' clocks may differ by."`
+	Grace        *time.Duration `name:"grace" env:"LEASERUN_GRACE" placeholder:"DURATION" help:"Stop signal to SIGKILL (default: ttl/3)."`
+	StopSignal   signalFlag     `name:"stop-signal" default:"TERM" env:"LEASERUN_STOP_SIGNAL" placeholder:"SIGNAL" help:"Signal that asks the child to stop (TERM)."`
+	HeldExitCode int            `name:"held-exit-code" default:"75" env:"LEASERUN_HELD_EXIT_CODE" placeholder:"N" help:"Status when the lease is held (75)."`
+	Meta         []string       `name:"meta" sep:"none" placeholder:"KEY=VALUE" help:"Stored in the record; repeatable."`
+	MaxRuntime   time.Duration  `name:"max-runtime" default:"0" env:"LEASERUN_MAX_RUNTIME" placeholder:"DURATION" help:"Stop the child after this long, exit 124; 0: no limit."`
+	OncePer      time.Duration  `name:"once-per" default:"0" env:"LEASERUN_ONCE_PER" placeholder:"DURATION" help:"Run at most once per slot of this length; 0: off."`
+	HealthAddr   string         `name:"health-addr" env:"LEASERUN_HEALTH_ADDR" placeholder:"ADDR" help:"Serve /healthz, /leader and /metrics on ADDR."`
+	LogFormat    string         `name:"log-format" enum:"text,json" default:"text" env:"LEASERUN_LOG_FORMAT" help:"Format of leaserun's log on stderr."`
+	LogLevel     string         `name:"log-level" enum:"debug,info,warn,error" default:"warn" env:"LEASERUN_LOG_LEVEL" help:"Least level logged; info logs each event."`
 
 	Command []string `arg:"" name:"command" passthrough:"partial" help:"The command to run, and its arguments."`
 

@@ -15,9 +15,9 @@ import (
 
 // statusCmd is "leaserun status".
 type statusCmd struct {
-	Lease     string        `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease file."`
-	ClockSkew time.Duration `name:"clock-skew" default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"How far apart the clocks of the hosts sharing the lease may be: a record counts as held until its expires_at plus this. 0 by default."`
-	Format    string        `name:"format" placeholder:"TEMPLATE" help:"Go template over the record instead of JSON, e.g. '{{.Meta.endpoint}}'; fields as in the record (.InstanceID, .PID, .Host, .AcquiredAt, .RenewedAt, .TTL, .Meta, .Epoch, and with --once-per .Slot.Start, .Slot.Length, .Slot.Epoch, .Slot.ExitStatus) and .ExpiresAt, .State, .VersionsRemoved."`
+	Lease     string        `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease: a file path or a URL."`
+	ClockSkew time.Duration `name:"clock-skew" default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"Most the hosts' clocks may differ by."`
+	Format    string        `name:"format" placeholder:"TEMPLATE" help:"Go template over the record, e.g. {{.Epoch}}."`
 
 	tmpl *template.Template
 }
