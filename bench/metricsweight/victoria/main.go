@@ -1,0 +1,99 @@
+// Command victoria serves leaserun's eight metrics on /metrics with
+// github.com/VictoriaMetrics/metrics: gauges and counters set from one
+// snapshot at each scrape, and its PrometheusHistogram (le buckets), which
+// cannot be loaded from bucket counts and so records each renewal itself.
+// Its HELP lines carry no text: the package writes none. With no argument
+// it exits at once at the top of main (for start-up timing); "victoria
+// ADDR" serves on ADDR.
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// renewalBuckets are supervisor.RenewalBuckets.
+var renewalBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// renewals are the durations of the renewals that every program records.
+var renewals = []time.Duration{300 * time.Microsecond, 700 * time.Microsecond, 2 * time.Millisecond, 20 * time.Millisecond, 3 * time.Second}
+
+// snapshot is the part of supervisor.Snapshot that formatMetrics reads.
+type snapshot struct {
+	Waiting, Held                           bool
+	Epoch                                   uint64
+	StopIn                                  time.Duration
+	Acquisitions, Renewals, RenewalFailures uint64
+	RenewalCounts                           []uint64
+	RenewalCount                            uint64
+	RenewalSum                              time.Duration
+}
+
+// fake is a snapshot of a holder that renewed renewals, the last failing.
+func fake() snapshot {
+	s := snapshot{Held: true, Epoch: 42, StopIn: 9500 * time.Millisecond, Acquisitions: 1,
+		Renewals: uint64(len(renewals) - 1), RenewalFailures: 1, RenewalCounts: make([]uint64, len(renewalBuckets))}
+	for _, d := range renewals {
+		for i, le := range renewalBuckets {
+			if d.Seconds() <= le {
+				s.RenewalCounts[i]++
+			}
+		}
+		s.RenewalCount++
+		s.RenewalSum += d
+	}
+	return s
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		return
+	}
+	if os.Args[1] == "-goroutines" { // how many goroutines package initialisation left
+		fmt.Println(runtime.NumGoroutine())
+		return
+	}
+	metrics.ExposeMetadata(true) // TYPE lines, and HELP lines without text
+	set := metrics.NewSet()
+	held := set.NewGauge("leaserun_lease_held", nil)
+	epoch := set.NewGauge("leaserun_lease_epoch", nil)
+	deadline := set.NewGauge("leaserun_lease_deadline_seconds", nil)
+	waiting := set.NewGauge("leaserun_waiting", nil)
+	acquisitions := set.NewCounter("leaserun_acquisitions_total")
+	renewed := set.NewCounter("leaserun_renewals_total")
+	failures := set.NewCounter("leaserun_renewal_failures_total")
+	hist := set.NewPrometheusHistogramExt("leaserun_renewal_duration_seconds", renewalBuckets)
+	for _, d := range renewals {
+		hist.Update(d.Seconds())
+	}
+	bit := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	var mu sync.Mutex // one scrape sets the values and writes them at a time
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		s := fake()
+		held.Set(bit(s.Held))
+		epoch.Set(float64(s.Epoch))
+		deadline.Set(s.StopIn.Seconds())
+		waiting.Set(bit(s.Waiting))
+		acquisitions.Set(s.Acquisitions)
+		renewed.Set(s.Renewals)
+		failures.Set(s.RenewalFailures)
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		set.WritePrometheus(w)
+	})
+	fmt.Fprintln(os.Stderr, http.ListenAndServe(os.Args[1], mux))
+	os.Exit(1)
+}
