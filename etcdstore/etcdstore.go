@@ -128,8 +128,9 @@ func open(ctx context.Context, location string, getenv func(string) string) (*St
 		TLS:                  set.tls,
 		Logger:               zap.NewNop(),
 		// Wait until a member answers, so that an unreachable cluster is
-		// Open's error, said once, rather than every call's.
-		DialOptions: []grpc.DialOption{blockingDial, connectionError},
+		// Open's error, said once, rather than every call's; marshal
+		// etcd's messages with their own code (see codec).
+		DialOptions: []grpc.DialOption{blockingDial, connectionError, useCodec},
 	}
 	start := time.Now()
 	type result struct {
