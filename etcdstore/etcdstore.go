@@ -128,8 +128,9 @@ func open(ctx context.Context, location string, getenv func(string) string) (*St
 		TLS:                  set.tls,
 		Logger:               zap.NewNop(),
 		// Wait until a member answers, so that an unreachable cluster is
-		// Open's error, said once, rather than every call's.
-		DialOptions: []grpc.DialOption{blockingDial, connectionError},
+		// Open's error, said once, rather than every call's; marshal
+		// etcd's messages with their own code (see codec).
+		DialOptions: []grpc.DialOption{blockingDial, connectionError, useCodec},
 	}
 	start := time.Now()
 	type result struct {
@@ -233,11 +234,18 @@ func (s *Store) Load(ctx context.Context) (lease.Value, error) {
 		if len(resp.Kvs) == 1 {
 			kv := resp.Kvs[0]
 			v.Rev = formatRev(kv.ModRevision)
-			v.Data = kv.Value[:min(len(kv.Value), lease.MaxRecordSize+1):min(len(kv.Value), lease.MaxRecordSize+1)]
+			v.Data = capData(kv.Value)
 		}
 		return false, nil
 	})
 	return v, err
+}
+
+// capData is a value's data as Load returns it: at most
+// lease.MaxRecordSize+1 bytes, with no room to append to.
+func capData(b []byte) []byte {
+	n := min(len(b), lease.MaxRecordSize+1)
+	return b[:n:n]
 }
 
 // Swap replaces the value at old by data in one transaction on the key's

@@ -12,9 +12,13 @@ import (
 
 // Watch watches the key for a standby (lease.Watcher): an etcd watch,
 // from the revision at which the server set it up, whose events wake
-// Sleep. A watch the server cancels (its member lost the leader, or the
-// watch fell behind a compaction) or that ends is put back by the next
-// Complete; until it is in place again, Complete is false and Wait polls.
+// Sleep. It is a lease.ReportingWatch: an event carries the key's new
+// value (or its deletion), which Latest gives Wait as a Load would, with
+// the response's revision as its Floor, so that a standby woken by a
+// release makes its Swap without reading the key again. A watch the
+// server cancels (its member lost the leader, or the watch fell behind a
+// compaction) or that ends is put back by the next Complete; until it is
+// in place again, Complete is false and Wait polls.
 func (s *Store) Watch(ctx context.Context) lease.Watch {
 	w := &watch{s: s, ctx: ctx, changed: make(chan struct{})}
 	w.mu.Lock()
@@ -35,6 +39,7 @@ type watch struct {
 	broken  bool               // the current watch ended: Complete sets up another
 	closed  bool
 	latest  int64         // the highest revision of an event of the key seen
+	value   *lease.Value  // the value the event at latest left
 	mark    int64         // latest, at the last Complete
 	changed chan struct{} // closed and replaced when an event comes or the watch breaks
 }
@@ -71,8 +76,9 @@ func (w *watch) run(gen int, ch clientv3.WatchChan, cancel context.CancelFunc) {
 			w.created = true
 		}
 		for _, ev := range resp.Events {
-			if ev.Kv != nil {
-				w.latest = max(w.latest, ev.Kv.ModRevision)
+			if ev.Kv != nil && ev.Kv.ModRevision > w.latest {
+				w.latest = ev.Kv.ModRevision
+				w.value = eventValue(ev, resp.Header.Revision)
 			}
 		}
 		if len(resp.Events) > 0 {
@@ -128,6 +134,34 @@ func (w *watch) Ahead(rev lease.Revision) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.latest > n
+}
+
+// eventValue is the value the event ev left, as Load would have returned
+// it at the revision of the response that carried it: a put's value, or
+// none for a deletion.
+func eventValue(ev *clientv3.Event, revision int64) *lease.Value {
+	v := &lease.Value{Floor: uint64(max(revision, 0))}
+	if ev.Type == clientv3.EventTypePut {
+		v.Rev = formatRev(ev.Kv.ModRevision)
+		v.Data = capData(ev.Kv.Value)
+	}
+	return v
+}
+
+// Latest returns the value the newest event left, if that event came
+// after the value at rev (for rev "", after the last Complete) and the
+// watch has not broken since.
+func (w *watch) Latest(rev lease.Revision) (lease.Value, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	after, ok := parseRev(rev)
+	if !ok {
+		after = w.mark
+	}
+	if w.broken || w.closed || w.value == nil || w.latest <= after {
+		return lease.Value{}, false
+	}
+	return *w.value, true
 }
 
 // Sleep returns nil once an event of a write after the value at rev came

@@ -135,6 +135,88 @@ func TestWatchReports(t *testing.T) {
 	}
 }
 
+// Latest gives the value of the newest event after the value read, as
+// Load gives it, with a Floor no lower than the event's revision: a
+// write's value, or no key after a deletion. An event at or before the
+// value read, or a watch that broke, gives none.
+func TestWatchLatest(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	loc := newKey(t, c)
+	s, other := openT(t, loc), openT(t, loc)
+	w := s.Watch(context.Background()).(*watch)
+	defer w.Close()
+	waitComplete(t, w, 10*time.Second)
+	latest := func(rev lease.Revision) (lease.Value, bool) {
+		t.Helper()
+		v, ok := w.Latest(rev)
+		if ok && rev != "" && !w.Ahead(rev) {
+			t.Errorf("Latest(%q) gives a value, but Ahead(%q) is false", rev, rev)
+		}
+		return v, ok
+	}
+
+	if v, ok := latest(""); ok {
+		t.Errorf("Latest before any event = %+v", v)
+	}
+	r1 := swap(t, other, "", "one")
+	woken(t, sleep(w, "", time.Minute), "create")
+	v, ok := latest("")
+	want := load(t, s)
+	if !ok || v.Rev != r1 || string(v.Data) != "one" || v.Rev != want.Rev || string(v.Data) != string(want.Data) {
+		t.Errorf("Latest(\"\") after the create = %+v, %v; want the value at %s that Load gives: %+v", v, ok, r1, want)
+	}
+	if n, _ := parseRev(r1); v.Floor < uint64(n) {
+		t.Errorf("Floor %d below the write's revision %s", v.Floor, r1)
+	}
+	if v, ok := latest(r1); ok {
+		t.Errorf("Latest(%q) at the newest value = %+v", r1, v)
+	}
+
+	w.Complete()
+	r2 := swap(t, other, r1, "two")
+	woken(t, sleep(w, r1, time.Minute), "swap")
+	if v, ok := latest(r1); !ok || v.Rev != r2 || string(v.Data) != "two" {
+		t.Errorf("Latest(%q) after the write of %s = %+v, %v", r1, r2, v, ok)
+	}
+
+	w.Complete()
+	if out, err := c.Etcdctl(t, nil, "del", s.Key()); err != nil {
+		t.Fatalf("etcdctl del: %v: %s", err, out)
+	}
+	woken(t, sleep(w, r2, time.Minute), "delete")
+	v, ok = latest(r2)
+	if n, _ := parseRev(r2); !ok || v.Rev != "" || v.Data != nil || v.Floor <= uint64(n) {
+		t.Errorf("Latest(%q) after the deletion = %+v, %v; want no key, with a Floor above %s", r2, v, ok, r2)
+	}
+	if load(t, s).Floor < v.Floor {
+		t.Errorf("Floor %d above a later Load's", v.Floor)
+	}
+	w.Complete() // the deletion is no news to a read made now
+	if v, ok := latest(""); ok {
+		t.Errorf("Latest(\"\") after a Complete, with no event since = %+v", v)
+	}
+
+	r3 := swap(t, other, "", "three")
+	w.mu.Lock()
+	w.cancel()
+	w.mu.Unlock()
+	woken(t, sleep(w, "", time.Minute), "event or broken watch")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		w.mu.Lock()
+		broken := w.broken
+		w.mu.Unlock()
+		if broken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cancelled watch did not break")
+		}
+	}
+	if v, ok := latest(""); ok {
+		t.Errorf("Latest after the watch broke = %+v (the write of %s may be followed by others it missed)", v, r3)
+	}
+}
+
 // A watch that ends (here: cancelled under it, as the server cancels one
 // that fell behind a compaction or lost its leader) wakes the sleeper;
 // the next Complete is false and puts it back; then it is complete, and

@@ -54,6 +54,11 @@ func TestHandOffToStoreExecutable(t *testing.T) {
 			for _, args := range [][]string{
 				{"--lease", tc.location, "--ttl", "3s", "--", "echo", "hi"},
 				{"status", "--lease", tc.location},
+				{"-l", tc.location, "--", "true"},
+				{"run", "--lease=" + tc.location, "--wait", "--", "true"},
+				// Handed before it is parsed: the store's executable,
+				// which parses as leaserun does, says what is wrong.
+				{"--lease", tc.location, "--no-such-flag", "--", "true"},
 			} {
 				pid, out, errb, code := run("/usr/bin:/bin", args...)
 				want := "pid=" + pid + " argv0=" + tc.exe + " args=" + strings.Join(args, " ") + "\n"
@@ -64,6 +69,37 @@ func TestHandOffToStoreExecutable(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("LEASERUN_LEASE", func(t *testing.T) {
+		writeExecutable(t, filepath.Join(bin, "leaserun-etcd"), fake)
+		defer os.Remove(filepath.Join(bin, "leaserun-etcd"))
+		t.Setenv("LEASERUN_LEASE", "etcd://127.0.0.1:2379/jobs/report")
+		for _, args := range [][]string{{"--", "true"}, {"status"}} {
+			pid, out, errb, code := run("/usr/bin:/bin", args...)
+			if want := "pid=" + pid + " argv0=leaserun-etcd args=" + strings.Join(args, " ") + "\n"; out != want || code != 7 {
+				t.Errorf("LEASERUN_LEASE=etcd://..., leaserun %q printed %q (stderr %q), status %d; want %q, status 7", args, out, errb, code, want)
+			}
+		}
+		// A --lease given wins over the environment's.
+		if _, out, errb, code := run("/usr/bin:/bin", "--lease", filepath.Join(t.TempDir(), "job.lease"), "--", "true"); code != 0 || out != "" {
+			t.Errorf("--lease FILE with LEASERUN_LEASE=etcd://...: status %d, stdout %q, stderr %q; want 0, the file lease run here", code, out, errb)
+		}
+	})
+
+	t.Run("help is leaserun's own", func(t *testing.T) {
+		writeExecutable(t, filepath.Join(bin, "leaserun-etcd"), fake)
+		defer os.Remove(filepath.Join(bin, "leaserun-etcd"))
+		for _, args := range [][]string{
+			{"--lease", "etcd://127.0.0.1:2379/k", "--help"},
+			{"-h", "--lease", "etcd://127.0.0.1:2379/k", "--", "true"},
+			{"--version", "--lease", "etcd://127.0.0.1:2379/k"},
+		} {
+			_, out, errb, code := run("/usr/bin:/bin", args...)
+			if code != 0 || strings.Contains(out, "pid=") || out == "" {
+				t.Errorf("leaserun %q printed %q (stderr %q), status %d; want leaserun's own help or version, status 0", args, out, errb, code)
+			}
+		}
+	})
 
 	// A run with --health-addr (the flag or LEASERUN_HEALTH_ADDR) of a
 	// file lease is handed to leaserun-http; of a lease in S3, once, to
@@ -129,6 +165,15 @@ func TestHandOffToStoreExecutable(t *testing.T) {
 		_, out, errb, code := run("/usr/bin:/bin", "--lease", "s3://b/k", "--", "true")
 		if code != 74 || out != "" || !strings.Contains(errb, "leaserun-s3") || !strings.Contains(errb, "s3://b/k") {
 			t.Errorf("without leaserun-s3: status %d, stdout %q, stderr %q; want 74 and a line naming leaserun-s3 and the lease", code, out, errb)
+		}
+		_, out, errb, code = run("/usr/bin:/bin", "--lease", "etcd://127.0.0.1:2379/k", "--", "true")
+		if code != 74 || out != "" || !strings.Contains(errb, "leaserun-etcd") || !strings.Contains(errb, "etcd://127.0.0.1:2379/k") {
+			t.Errorf("without leaserun-etcd: status %d, stdout %q, stderr %q; want 74 and a line naming leaserun-etcd and the lease", code, out, errb)
+		}
+		// What is wrong with the command line comes first.
+		_, out, errb, code = run("/usr/bin:/bin", "--lease", "etcd://127.0.0.1:2379/k", "--no-such-flag", "--", "true")
+		if code != 64 || out != "" || !strings.Contains(errb, "--no-such-flag") {
+			t.Errorf("without leaserun-etcd, an unknown flag: status %d, stdout %q, stderr %q; want 64 and a line naming the flag", code, out, errb)
 		}
 	})
 

@@ -155,3 +155,19 @@ type Watch interface {
 	// Wait returns waits for it.
 	Close()
 }
+
+// A ReportingWatch is a Watch whose reports carry the register's value, as
+// etcd's watch events do. After a Sleep, Wait judges the value of the
+// newest report rather than Load the register again: a standby woken by a
+// release makes its acquisition's Swap at once.
+type ReportingWatch interface {
+	Watch
+	// Latest returns the value that the newest report showed, if it is
+	// of a write after the value at rev (for rev "", after the last
+	// Complete), and the watch has not broken since; ok is false
+	// otherwise. The value is what Load would have returned when the
+	// report was made: its Floor bounds every epoch written until then.
+	// It may be stale by the time Wait judges it, as a Load's may be: a
+	// Swap at its revision then fails.
+	Latest(rev Revision) (v Value, ok bool)
+}

@@ -42,9 +42,11 @@ func Wait(ctx context.Context, path string, ttl time.Duration, opts ...Option) (
 }
 
 // WaitStore is Wait for the lease kept in st. Where st is a Watcher, a
-// change it reports wakes the standby at once; otherwise it reads the
-// lease every poll interval (by default ttl/10, between 10ms and 1s). Each
-// of its calls of st is bounded by ttl as well as by ctx.
+// change it reports wakes the standby at once (and where its watch is a
+// ReportingWatch, the standby judges the value reported rather than read
+// the lease again); otherwise it reads the lease every poll interval (by
+// default ttl/10, between 10ms and 1s). Each of its calls of st is bounded
+// by ttl as well as by ctx.
 func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option) (*Lease, error) {
 	o := buildOptions(opts)
 	if err := validate(st, ttl, &o); err != nil {
@@ -62,6 +64,7 @@ func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option)
 		observed   bool
 		observedAt time.Time // when we first saw the current value
 		observedV  Revision
+		reported   *Value // the value the watch reported on waking, judged instead of a Load
 	)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -73,14 +76,23 @@ func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option)
 		if next == 0 {
 			next = defaultPollInterval(ttl, complete)
 		}
-		lctx := within(ctx, o.clock, o.clock.Now().Add(ttl))
-		v, rec, err := load(lctx, st)
-		lctx.release()
-		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return nil, waitError(st, ttl, &o, cerr)
+		var (
+			v   Value
+			rec *Record
+			err error
+		)
+		if reported != nil {
+			v, rec, reported = *reported, recordOf(reported), nil
+		} else {
+			lctx := within(ctx, o.clock, o.clock.Now().Add(ttl))
+			v, rec, err = load(lctx, st)
+			lctx.release()
+			if err != nil {
+				if cerr := ctx.Err(); cerr != nil {
+					return nil, waitError(st, ttl, &o, cerr)
+				}
+				return nil, err
 			}
-			return nil, err
 		}
 		now := o.clock.Now()
 		if err := doneError(st, rec, now, &o); err != nil {
@@ -116,6 +128,11 @@ func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option)
 		}
 		if err != nil {
 			return nil, waitError(st, ttl, &o, err)
+		}
+		if rw, ok := w.(ReportingWatch); ok {
+			if nv, ok := rw.Latest(v.Rev); ok {
+				reported = &nv
+			}
 		}
 	}
 }

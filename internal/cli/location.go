@@ -127,6 +127,73 @@ func (ls *leases) open(ctx context.Context, value string) (lease.Store, string, 
 	return nil, "", ls.handOff("--lease "+value, "this store is", siblings[at.scheme])
 }
 
+// handOffEarly hands the command line to the executable that serves its
+// lease, as open would, but before it is parsed: building kong's model of
+// the command line and parsing it would cost every such run as much again
+// as the rest of leaserun's start. It hands it on only when the lease is
+// plain to see (earlyLease) in a scheme this executable does not link and
+// the executable that does is there; it returns the status of the run
+// where that executable runs as a child (Windows), and handed false when
+// it did not hand the command line on: the parse then goes on as ever,
+// and says what is wrong with it, or what to install. What it hands on is
+// what open would have handed, or a command line whose error the other
+// executable, which parses as this one does, says in the same words.
+func (ls *leases) handOffEarly() (status int, handed bool) {
+	value, ok := earlyLease(ls.args)
+	if !ok {
+		return 0, false
+	}
+	at, err := parseLease(value)
+	if err != nil || at.scheme == "" || ls.links.serves(at.scheme) {
+		return 0, false
+	}
+	path, err := findSibling(siblings[at.scheme])
+	if err != nil {
+		return 0, false
+	}
+	err = replaceProcess(path, append([]string{siblings[at.scheme]}, ls.args...))
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st), true
+	}
+	return 0, false // not started: the parse and open say why
+}
+
+// earlyLease finds the --lease value in args without parsing them: the
+// value of the first --lease or -l before "--", else LEASERUN_LEASE if it
+// is set and not empty. It finds none (ok false) where a flag before "--"
+// asks for help or the version, which this executable prints itself.
+func earlyLease(args []string) (string, bool) {
+	value, ok := "", false
+scan:
+	for i, a := range args {
+		switch {
+		case a == "--":
+			break scan
+		case a == "--help" || a == "--version" || strings.HasPrefix(a, "--help=") || strings.HasPrefix(a, "--version="):
+			return "", false
+		case len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.ContainsRune(a, 'h'):
+			return "", false // -h, alone or among other short flags
+		case ok:
+		case (a == "--lease" || a == "-l") && i+1 < len(args):
+			value, ok = args[i+1], true
+		case strings.HasPrefix(a, "--lease="):
+			value, ok = strings.TrimPrefix(a, "--lease="), true
+		}
+	}
+	if !ok {
+		return envLease()
+	}
+	return value, true
+}
+
+// envLease is LEASERUN_LEASE, if it is set and not empty (an empty one
+// counts as unset: see BeforeReset).
+func envLease() (string, bool) {
+	v := os.Getenv("LEASERUN_LEASE")
+	return v, v != ""
+}
+
 // handOff runs the executable name with this process's command line in
 // this process's place, beside this executable or else on PATH. It returns
 // only an error: that there is no such executable (said as "flag: what

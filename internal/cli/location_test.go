@@ -40,3 +40,35 @@ func TestParseLease(t *testing.T) {
 		}
 	}
 }
+
+func TestEarlyLease(t *testing.T) {
+	t.Setenv("LEASERUN_LEASE", "")
+	for _, tc := range []struct {
+		args  []string
+		env   string
+		value string // "" for none
+	}{
+		{args: []string{"--lease", "etcd://h/k", "--", "true"}, value: "etcd://h/k"},
+		{args: []string{"-l", "etcd://h/k", "--", "true"}, value: "etcd://h/k"},
+		{args: []string{"--ttl", "5s", "--lease=etcd://h/k", "--", "true"}, value: "etcd://h/k"},
+		{args: []string{"status", "--lease", "s3://b/k"}, value: "s3://b/k"},
+		{args: []string{"--lease", "a", "--lease", "b", "--", "true"}, value: "a"},
+		{args: []string{"--", "true", "--lease", "etcd://h/k"}},
+		{args: []string{"--", "true", "--lease", "etcd://h/k"}, env: "etcd://e/k", value: "etcd://e/k"},
+		{args: []string{"--ttl", "5s", "--", "true"}, env: "etcd://e/k", value: "etcd://e/k"},
+		{args: []string{"--lease", "etcd://h/k", "--", "true"}, env: "etcd://e/k", value: "etcd://h/k"},
+		{args: []string{"--lease"}},
+		{args: []string{"--lease", "etcd://h/k", "--help"}},
+		{args: []string{"--help", "--lease", "etcd://h/k"}},
+		{args: []string{"-h", "--lease", "etcd://h/k"}},
+		{args: []string{"-wh", "--lease", "etcd://h/k"}},
+		{args: []string{"--version", "--lease", "etcd://h/k"}},
+		{args: []string{"--lease", "etcd://h/k", "--", "cmd", "--help"}, value: "etcd://h/k"},
+	} {
+		t.Setenv("LEASERUN_LEASE", tc.env)
+		value, ok := earlyLease(tc.args)
+		if value != tc.value || ok != (tc.value != "") {
+			t.Errorf("earlyLease(%q) with LEASERUN_LEASE=%q = %q, %v; want %q", tc.args, tc.env, value, ok, tc.value)
+		}
+	}
+}

@@ -39,6 +39,13 @@ type cli struct {
 // WithHealth); what it does not link is handed to the executable that does
 // (see Scheme, and runCmd.Run for --health-addr).
 func Main(args []string, stdout, stderr io.Writer, opts ...Option) int {
+	ls := &leases{args: args}
+	for _, o := range opts {
+		o(&ls.links)
+	}
+	if status, handed := ls.handOffEarly(); handed {
+		return status
+	}
 	var c cli
 	exited := -1 // the status kong asked to exit with
 	parser := kong.Must(&c,
@@ -59,10 +66,6 @@ func Main(args []string, stdout, stderr io.Writer, opts ...Option) int {
 		return exited
 	case err != nil:
 		return usage(stderr, err)
-	}
-	ls := &leases{args: args}
-	for _, o := range opts {
-		o(&ls.links)
 	}
 	err = kctx.Run(ls)
 	var status exitStatus

@@ -17,6 +17,16 @@ type links struct {
 	health  listenHealth
 }
 
+// serves reports whether a store of scheme is linked.
+func (l *links) serves(scheme string) bool {
+	for _, s := range l.schemes {
+		if s.Name == scheme {
+			return true
+		}
+	}
+	return false
+}
+
 // WithScheme links the store s: --lease URLs of its scheme are served here
 // instead of being handed to the executable that serves them.
 func WithScheme(s Scheme) Option {
