@@ -89,6 +89,7 @@ func validScheme(s string) bool {
 type leases struct {
 	args []string
 	links
+	early *earlyOpen // set by openEarly until open takes it
 }
 
 // open returns the store of the lease at value, and its name for logs and
@@ -108,23 +109,86 @@ func (ls *leases) open(ctx context.Context, value string) (lease.Store, string, 
 		}
 		return lease.Files(at.path), at.path, nil
 	}
-	for _, s := range ls.schemes {
-		if s.Name == at.scheme {
-			st, err := s.Open(ctx, value)
-			switch {
-			case errors.Is(err, lease.ErrInvalid) && strings.Contains(value, "@"):
-				// Perhaps a password in the URL, which a store refuses:
-				// its error names the location without it.
-				return nil, "", usageErrorf("--lease: %v", err)
-			case errors.Is(err, lease.ErrInvalid):
-				return nil, "", usageErrorf("--lease %s: %v", value, err)
-			case err != nil:
-				return nil, "", err
-			}
-			return st, st.String(), nil
-		}
+	if e := ls.early; e != nil && e.value == value {
+		ls.early = nil
+		<-e.done
+		return e.st, e.name, e.err
+	}
+	if s, ok := ls.scheme(at.scheme); ok {
+		return openScheme(ctx, s, value)
 	}
 	return nil, "", ls.handOff("--lease "+value, "this store is", siblings[at.scheme])
+}
+
+// openScheme opens the lease at value in the store s.
+func openScheme(ctx context.Context, s Scheme, value string) (lease.Store, string, error) {
+	st, err := s.Open(ctx, value)
+	switch {
+	case errors.Is(err, lease.ErrInvalid) && strings.Contains(value, "@"):
+		// Perhaps a password in the URL, which a store refuses: its error
+		// names the location without it.
+		return nil, "", usageErrorf("--lease: %v", err)
+	case errors.Is(err, lease.ErrInvalid):
+		return nil, "", usageErrorf("--lease %s: %v", value, err)
+	case err != nil:
+		return nil, "", err
+	}
+	return st, st.String(), nil
+}
+
+// earlyOpen is the opening of a network store begun before the command
+// line is parsed (see openEarly).
+type earlyOpen struct {
+	value  string // the --lease value
+	cancel context.CancelFunc
+	done   chan struct{} // closed once st, name and err are set
+	st     lease.Store
+	name   string
+	err    error
+}
+
+// openEarly begins to open the store of the lease that earlyLease finds in
+// the command line, when it is in a network store this executable links:
+// its client connects (a TCP connection and HTTP/2's handshake with etcd,
+// some 1.5 ms on loopback) while kong builds its model and parses, and
+// open takes the result for the same --lease value. A lease that is not
+// plain to see, or another value once parsed, is opened by open as ever.
+func (ls *leases) openEarly() {
+	value, ok := earlyLease(ls.args)
+	if !ok {
+		return
+	}
+	at, err := parseLease(value)
+	if err != nil || at.scheme == "" {
+		return
+	}
+	s, ok := ls.scheme(at.scheme)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &earlyOpen{value: value, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		e.st, e.name, e.err = openScheme(ctx, s, value)
+	}()
+	ls.early = e
+}
+
+// closeEarly ends an opening that open did not take (the command line
+// was bad, asked for help, or named another lease): it cancels it, waits
+// for it to return, and closes the store it opened, if any.
+func (ls *leases) closeEarly() {
+	e := ls.early
+	if e == nil {
+		return
+	}
+	ls.early = nil
+	e.cancel()
+	<-e.done
+	if c, ok := e.st.(io.Closer); ok {
+		c.Close()
+	}
 }
 
 // handOffEarly hands the command line to the executable that serves its

@@ -1,9 +1,16 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
+
+	"github.com/leaserun/leaserun/lease"
+	"github.com/leaserun/leaserun/lease/leasetest"
 )
 
 func TestParseLease(t *testing.T) {
@@ -70,5 +77,108 @@ func TestEarlyLease(t *testing.T) {
 		if value != tc.value || ok != (tc.value != "") {
 			t.Errorf("earlyLease(%q) with LEASERUN_LEASE=%q = %q, %v; want %q", tc.args, tc.env, value, ok, tc.value)
 		}
+	}
+}
+
+func TestNetworkLease(t *testing.T) {
+	t.Setenv("LEASERUN_LEASE", "")
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"--lease", "/var/lock/job.lease", "--", "true"}, false},
+		{[]string{"--lease", "file:///var/lock/job.lease", "--", "true"}, false},
+		{[]string{"--lease", "etcd://127.0.0.1:2379/k", "--", "true"}, true},
+		{[]string{"status", "-l", "s3://bucket/k"}, true},
+		{[]string{"--lease", "gs://bucket/k", "--", "true"}, false}, // a usage error, later
+		{[]string{"--help", "--lease", "etcd://h/k"}, false},
+		{[]string{"--", "true"}, false},
+	} {
+		if got := networkLease(tc.args); got != tc.want {
+			t.Errorf("networkLease(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+	t.Setenv("LEASERUN_LEASE", "etcds://h:2379/k")
+	if !networkLease([]string{"--", "true"}) {
+		t.Errorf("networkLease with LEASERUN_LEASE=etcds://... = false, want true")
+	}
+}
+
+// earlyScheme is a store of scheme "etcd" for TestOpenEarly: it counts the
+// opens and closes of its stores, and each Open waits for block, if set,
+// or for its context.
+type earlyScheme struct {
+	mu      sync.Mutex
+	opened  []string
+	closed  int
+	block   chan struct{}
+	openErr error // the context's error, when an Open ended by it
+}
+
+func (e *earlyScheme) open(ctx context.Context, location string) (lease.Store, error) {
+	e.mu.Lock()
+	e.opened = append(e.opened, location)
+	e.mu.Unlock()
+	if e.block != nil {
+		select {
+		case <-e.block:
+		case <-ctx.Done():
+			e.mu.Lock()
+			e.openErr = ctx.Err()
+			e.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+	return &closeCounter{leasetest.NewMemStore(location), e}, nil
+}
+
+type closeCounter struct {
+	*leasetest.MemStore
+	e *earlyScheme
+}
+
+func (c *closeCounter) Close() error {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	c.e.closed++
+	return nil
+}
+
+func TestOpenEarly(t *testing.T) {
+	t.Setenv("LEASERUN_LEASE", "")
+	run := func(e *earlyScheme, args ...string) int {
+		var out, errb bytes.Buffer
+		code := Main(args, &out, &errb, WithScheme(Scheme{Name: "etcd", Open: e.open}))
+		t.Logf("leaserun %q: exit %d, stderr %q", args, code, errb.String())
+		return code
+	}
+
+	// The store opened before the parse is the one the command uses: one
+	// open, and nothing to close.
+	e := &earlyScheme{}
+	if code := run(e, "status", "--lease", "etcd://h/k"); code != 1 { // free: exit 1
+		t.Errorf("status of a free lease: exit %d, want 1", code)
+	}
+	if len(e.opened) != 1 || e.closed != 0 {
+		t.Errorf("status: opened %q, closed %d; want one open, no close", e.opened, e.closed)
+	}
+
+	// A bad command line ends an opening still under way (here, one that
+	// would never end by itself) and is a usage error.
+	e = &earlyScheme{block: make(chan struct{})}
+	if code := run(e, "--lease", "etcd://h/k", "--no-such-flag", "--", "true"); code != exitUsage {
+		t.Errorf("bad flag: exit %d, want %d", code, exitUsage)
+	}
+	if !errors.Is(e.openErr, context.Canceled) {
+		t.Errorf("bad flag: the early Open ended with %v, want context.Canceled", e.openErr)
+	}
+
+	// A store opened early for a value that the parse does not keep (the
+	// flag given twice: the last wins) is closed, and the lease named last
+	// opened.
+	e = &earlyScheme{}
+	run(e, "status", "--lease", "etcd://h/a", "--lease", "etcd://h/b")
+	if !slices.Equal(e.opened, []string{"etcd://h/a", "etcd://h/b"}) || e.closed != 1 {
+		t.Errorf("--lease twice: opened %q, closed %d; want a then b, one close", e.opened, e.closed)
 	}
 }

@@ -46,6 +46,8 @@ func Main(args []string, stdout, stderr io.Writer, opts ...Option) int {
 	if status, handed := ls.handOffEarly(); handed {
 		return status
 	}
+	ls.openEarly()
+	defer ls.closeEarly()
 	var c cli
 	exited := -1 // the status kong asked to exit with
 	parser := kong.Must(&c,
@@ -168,12 +170,27 @@ func usageErrorf(format string, args ...any) error { return usageError(fmt.Sprin
 // Exec is the main function of a leaserun executable that links opts: it
 // runs Main with the process's arguments and exits with its status.
 func Exec(opts ...Option) {
-	if os.Getenv("GOMAXPROCS") == "" {
-		// leaserun has no parallel work: one P spares the thread hand-offs
-		// that a second one costs at every wake-up (a hundred standbys
-		// woken by a release halve their hand-off time), and stops the
-		// runtime re-reading the cgroup's CPU limit every second.
+	if os.Getenv("GOMAXPROCS") == "" && !networkLease(os.Args[1:]) {
+		// A file lease has no parallel work: one P spares the thread
+		// hand-offs that a second one costs at every wake-up (a hundred
+		// standbys woken by a release halve their hand-off time), and stops
+		// the runtime re-reading the cgroup's CPU limit every second. A
+		// network store's client works in goroutines of its own (gRPC's
+		// transport, the HTTP client's), which overlap the waits for the
+		// server and the catching of signals only on a second P: there
+		// the runtime's default stays (the README's etcd figures).
 		runtime.GOMAXPROCS(1)
 	}
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr, opts...))
+}
+
+// networkLease reports whether args name a lease in a network store
+// (s3://, etcd://, etcds://), as earlyLease finds it.
+func networkLease(args []string) bool {
+	value, ok := earlyLease(args)
+	if !ok {
+		return false
+	}
+	at, err := parseLease(value)
+	return err == nil && at.scheme != ""
 }

@@ -19,12 +19,18 @@ type links struct {
 
 // serves reports whether a store of scheme is linked.
 func (l *links) serves(scheme string) bool {
+	_, ok := l.scheme(scheme)
+	return ok
+}
+
+// scheme returns the linked store of scheme, if any.
+func (l *links) scheme(name string) (Scheme, bool) {
 	for _, s := range l.schemes {
-		if s.Name == scheme {
-			return true
+		if s.Name == name {
+			return s, true
 		}
 	}
-	return false
+	return Scheme{}, false
 }
 
 // WithScheme links the store s: --lease URLs of its scheme are served here
