@@ -10,44 +10,12 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/leaserun/leaserun/bench/metricsweight/sample"
 )
-
-// renewalBuckets are supervisor.RenewalBuckets.
-var renewalBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
-
-// renewals are the durations of the renewals that every program records.
-var renewals = []time.Duration{300 * time.Microsecond, 700 * time.Microsecond, 2 * time.Millisecond, 20 * time.Millisecond, 3 * time.Second}
-
-// snapshot is the part of supervisor.Snapshot that formatMetrics reads.
-type snapshot struct {
-	Waiting, Held                           bool
-	Epoch                                   uint64
-	StopIn                                  time.Duration
-	Acquisitions, Renewals, RenewalFailures uint64
-	RenewalCounts                           []uint64
-	RenewalCount                            uint64
-	RenewalSum                              time.Duration
-}
-
-// fake is a snapshot of a holder that renewed renewals, the last failing.
-func fake() snapshot {
-	s := snapshot{Held: true, Epoch: 42, StopIn: 9500 * time.Millisecond, Acquisitions: 1,
-		Renewals: uint64(len(renewals) - 1), RenewalFailures: 1, RenewalCounts: make([]uint64, len(renewalBuckets))}
-	for _, d := range renewals {
-		for i, le := range renewalBuckets {
-			if d.Seconds() <= le {
-				s.RenewalCounts[i]++
-			}
-		}
-		s.RenewalCount++
-		s.RenewalSum += d
-	}
-	return s
-}
 
 // collector makes the metrics of a snapshot.
 type collector struct {
@@ -71,7 +39,7 @@ func newCollector() *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	s := fake()
+	s := sample.Fake()
 	bit := func(v bool) float64 {
 		if v {
 			return 1
@@ -89,8 +57,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.acquisitions, s.Acquisitions)
 	counter(c.renewed, s.Renewals)
 	counter(c.failures, s.RenewalFailures)
-	buckets := make(map[float64]uint64, len(renewalBuckets))
-	for i, le := range renewalBuckets {
+	buckets := make(map[float64]uint64, len(sample.RenewalBuckets))
+	for i, le := range sample.RenewalBuckets {
 		buckets[le] = s.RenewalCounts[i]
 	}
 	ch <- prometheus.MustNewConstHistogram(c.hist, s.RenewalCount, s.RenewalSum.Seconds(), buckets)

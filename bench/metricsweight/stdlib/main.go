@@ -11,41 +11,9 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"time"
+
+	"github.com/leaserun/leaserun/bench/metricsweight/sample"
 )
-
-// renewalBuckets are supervisor.RenewalBuckets.
-var renewalBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
-
-// renewals are the durations of the renewals that every program records.
-var renewals = []time.Duration{300 * time.Microsecond, 700 * time.Microsecond, 2 * time.Millisecond, 20 * time.Millisecond, 3 * time.Second}
-
-// snapshot is the part of supervisor.Snapshot that formatMetrics reads.
-type snapshot struct {
-	Waiting, Held                           bool
-	Epoch                                   uint64
-	StopIn                                  time.Duration
-	Acquisitions, Renewals, RenewalFailures uint64
-	RenewalCounts                           []uint64
-	RenewalCount                            uint64
-	RenewalSum                              time.Duration
-}
-
-// fake is a snapshot of a holder that renewed renewals, the last failing.
-func fake() snapshot {
-	s := snapshot{Held: true, Epoch: 42, StopIn: 9500 * time.Millisecond, Acquisitions: 1,
-		Renewals: uint64(len(renewals) - 1), RenewalFailures: 1, RenewalCounts: make([]uint64, len(renewalBuckets))}
-	for _, d := range renewals {
-		for i, le := range renewalBuckets {
-			if d.Seconds() <= le {
-				s.RenewalCounts[i]++
-			}
-		}
-		s.RenewalCount++
-		s.RenewalSum += d
-	}
-	return s
-}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -58,14 +26,14 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		w.Write(formatMetrics(fake()))
+		w.Write(formatMetrics(sample.Fake()))
 	})
 	fmt.Fprintln(os.Stderr, http.ListenAndServe(os.Args[1], mux))
 	os.Exit(1)
 }
 
 // formatMetrics is internal/health's.
-func formatMetrics(s snapshot) []byte {
+func formatMetrics(s sample.Snapshot) []byte {
 	var b bytes.Buffer
 	metric := func(name, typ, help string, v float64) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, typ, name, formatFloat(v))
@@ -86,7 +54,7 @@ func formatMetrics(s snapshot) []byte {
 	metric("leaserun_renewal_failures_total", "counter", "Renewals of the lease that failed (the lease lost included).", float64(s.RenewalFailures))
 	const hist = "leaserun_renewal_duration_seconds"
 	fmt.Fprintf(&b, "# HELP %s How long renewals of the lease took, successful or not.\n# TYPE %s histogram\n", hist, hist)
-	for i, le := range renewalBuckets {
+	for i, le := range sample.RenewalBuckets {
 		fmt.Fprintf(&b, "%s_bucket{le=%q} %d\n", hist, formatFloat(le), s.RenewalCounts[i])
 	}
 	fmt.Fprintf(&b, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %s\n%s_count %d\n",

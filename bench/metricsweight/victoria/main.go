@@ -13,43 +13,11 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/leaserun/leaserun/bench/metricsweight/sample"
 )
-
-// renewalBuckets are supervisor.RenewalBuckets.
-var renewalBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
-
-// renewals are the durations of the renewals that every program records.
-var renewals = []time.Duration{300 * time.Microsecond, 700 * time.Microsecond, 2 * time.Millisecond, 20 * time.Millisecond, 3 * time.Second}
-
-// snapshot is the part of supervisor.Snapshot that formatMetrics reads.
-type snapshot struct {
-	Waiting, Held                           bool
-	Epoch                                   uint64
-	StopIn                                  time.Duration
-	Acquisitions, Renewals, RenewalFailures uint64
-	RenewalCounts                           []uint64
-	RenewalCount                            uint64
-	RenewalSum                              time.Duration
-}
-
-// fake is a snapshot of a holder that renewed renewals, the last failing.
-func fake() snapshot {
-	s := snapshot{Held: true, Epoch: 42, StopIn: 9500 * time.Millisecond, Acquisitions: 1,
-		Renewals: uint64(len(renewals) - 1), RenewalFailures: 1, RenewalCounts: make([]uint64, len(renewalBuckets))}
-	for _, d := range renewals {
-		for i, le := range renewalBuckets {
-			if d.Seconds() <= le {
-				s.RenewalCounts[i]++
-			}
-		}
-		s.RenewalCount++
-		s.RenewalSum += d
-	}
-	return s
-}
 
 func main() {
 	if len(os.Args) < 2 {
@@ -68,8 +36,8 @@ func main() {
 	acquisitions := set.NewCounter("leaserun_acquisitions_total")
 	renewed := set.NewCounter("leaserun_renewals_total")
 	failures := set.NewCounter("leaserun_renewal_failures_total")
-	hist := set.NewPrometheusHistogramExt("leaserun_renewal_duration_seconds", renewalBuckets)
-	for _, d := range renewals {
+	hist := set.NewPrometheusHistogramExt("leaserun_renewal_duration_seconds", sample.RenewalBuckets)
+	for _, d := range sample.Renewals {
 		hist.Update(d.Seconds())
 	}
 	bit := func(v bool) float64 {
@@ -83,7 +51,7 @@ func main() {
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		s := fake()
+		s := sample.Fake()
 		held.Set(bit(s.Held))
 		epoch.Set(float64(s.Epoch))
 		deadline.Set(s.StopIn.Seconds())
