@@ -140,7 +140,9 @@ func (w *watch) Ahead(rev lease.Revision) bool {
 // it at the revision of the response that carried it: a put's value, or
 // none for a deletion.
 func eventValue(ev *clientv3.Event, revision int64) *lease.Value {
-	v := &lease.Value{Floor: uint64(max(revision, 0))}
+	// etcd sends a response's revision at or above its events'; the
+	// event's own bounds the Floor from below all the same.
+	v := &lease.Value{Floor: uint64(max(revision, ev.Kv.ModRevision, 0))}
 	if ev.Type == clientv3.EventTypePut {
 		v.Rev = formatRev(ev.Kv.ModRevision)
 		v.Data = capData(ev.Kv.Value)
@@ -150,7 +152,7 @@ func eventValue(ev *clientv3.Event, revision int64) *lease.Value {
 
 // Latest returns the value the newest event left, if that event came
 // after the value at rev (for rev "", after the last Complete) and the
-// watch has not broken since.
+// watch is not broken now.
 func (w *watch) Latest(rev lease.Revision) (lease.Value, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -133,9 +133,9 @@ type Watcher interface {
 }
 
 // Watch is one watch of a register, used by one Wait from one goroutine.
-// It is a hint: Wait reads the lease with Load and writes only through
-// Swap, so a watch that misses or invents changes costs time, never
-// safety.
+// It is a hint: Wait writes only through Swap, and but for a
+// ReportingWatch's values reads the lease with Load, so a watch that
+// misses or invents changes costs time, never safety.
 type Watch interface {
 	// Complete reports whether every change is reported now, so that
 	// polling only guards against a lost report: Wait then polls once a
@@ -159,12 +159,15 @@ type Watch interface {
 // A ReportingWatch is a Watch whose reports carry the register's value, as
 // etcd's watch events do. After a Sleep, Wait judges the value of the
 // newest report rather than Load the register again: a standby woken by a
-// release makes its acquisition's Swap at once.
+// release makes its acquisition's Swap at once. Unlike a Watch's wake-ups,
+// its values are trusted as a Load's are: a reported value must be one the
+// register really held at its revision, with a Floor no lower than a Load
+// of it could have returned. Only its staleness is harmless.
 type ReportingWatch interface {
 	Watch
 	// Latest returns the value that the newest report showed, if it is
 	// of a write after the value at rev (for rev "", after the last
-	// Complete), and the watch has not broken since; ok is false
+	// Complete), and the watch is not broken now; ok is false
 	// otherwise. The value is what Load would have returned when the
 	// report was made: its Floor bounds every epoch written until then.
 	// It may be stale by the time Wait judges it, as a Load's may be: a

@@ -114,6 +114,7 @@ func (ls *leases) open(ctx context.Context, value string) (lease.Store, string, 
 		<-e.done
 		return e.st, e.name, e.err
 	}
+	ls.closeEarly() // opened for another value: not to be held for the run
 	if s, ok := ls.scheme(at.scheme); ok {
 		return openScheme(ctx, s, value)
 	}
@@ -196,7 +197,10 @@ func (ls *leases) closeEarly() {
 // the command line and parsing it would cost every such run as much again
 // as the rest of leaserun's start. It hands it on only when the lease is
 // plain to see (earlyLease) in a scheme this executable does not link and
-// the executable that does is there; it returns the status of the run
+// the executable that does is there, and only from an executable that
+// links no store but the file store (leaserun): one that does parses
+// first, so that a command line whose lease earlyLease and kong would read
+// apart can never be handed back and forth. It returns the status of the run
 // where that executable runs as a child (Windows), and handed false when
 // it did not hand the command line on: the parse then goes on as ever,
 // and says what is wrong with it, or what to install. What it hands on is
@@ -208,7 +212,7 @@ func (ls *leases) handOffEarly() (status int, handed bool) {
 		return 0, false
 	}
 	at, err := parseLease(value)
-	if err != nil || at.scheme == "" || ls.links.serves(at.scheme) {
+	if err != nil || at.scheme == "" || len(ls.schemes) > 0 {
 		return 0, false
 	}
 	path, err := findSibling(siblings[at.scheme])
@@ -223,27 +227,39 @@ func (ls *leases) handOffEarly() (status int, handed bool) {
 	return 0, false // not started: the parse and open say why
 }
 
-// earlyLease finds the --lease value in args without parsing them: the
-// value of the first --lease or -l before "--", else LEASERUN_LEASE if it
-// is set and not empty. It finds none (ok false) where a flag before "--"
-// asks for help or the version, which this executable prints itself.
+// earlyLease finds the --lease value in args without parsing them, where
+// kong would find the same: the value of the last --lease or -l before
+// "--" (kong keeps the last), else LEASERUN_LEASE if it is set and not
+// empty. It finds none (ok false) where kong might read args otherwise or
+// this executable answers itself: a flag that asks for help or the
+// version; -l with its value attached, or among other short flags; and a
+// command line without "--" but for "status" and "release", since a run's
+// command may come without one, and a -l among its arguments is its own.
 func earlyLease(args []string) (string, bool) {
 	value, ok := "", false
+	dashes := false
 scan:
-	for i, a := range args {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		switch {
 		case a == "--":
+			dashes = true
 			break scan
 		case a == "--help" || a == "--version" || strings.HasPrefix(a, "--help=") || strings.HasPrefix(a, "--version="):
 			return "", false
-		case len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.ContainsRune(a, 'h'):
-			return "", false // -h, alone or among other short flags
-		case ok:
-		case (a == "--lease" || a == "-l") && i+1 < len(args):
-			value, ok = args[i+1], true
+		case a == "--lease" || a == "-l":
+			if i+1 < len(args) {
+				value, ok = args[i+1], true
+				i++
+			}
 		case strings.HasPrefix(a, "--lease="):
 			value, ok = strings.TrimPrefix(a, "--lease="), true
+		case len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.ContainsAny(a, "hl"):
+			return "", false // -h, or -l with more, alone or among other short flags
 		}
+	}
+	if !dashes && (len(args) == 0 || args[0] != "status" && args[0] != "release") {
+		return "", false
 	}
 	if !ok {
 		return envLease()

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/leaserun/leaserun/lease"
 	"github.com/leaserun/leaserun/lease/leasetest"
@@ -59,7 +62,14 @@ func TestEarlyLease(t *testing.T) {
 		{args: []string{"-l", "etcd://h/k", "--", "true"}, value: "etcd://h/k"},
 		{args: []string{"--ttl", "5s", "--lease=etcd://h/k", "--", "true"}, value: "etcd://h/k"},
 		{args: []string{"status", "--lease", "s3://b/k"}, value: "s3://b/k"},
-		{args: []string{"--lease", "a", "--lease", "b", "--", "true"}, value: "a"},
+		{args: []string{"--lease", "a", "--lease", "b", "--", "true"}, value: "b"}, // kong keeps the last
+		{args: []string{"status", "-l", "s3://b/k"}, value: "s3://b/k"},
+		{args: []string{"release", "--lease", "etcd://h/k", "--epoch", "3"}, value: "etcd://h/k"},
+		{args: []string{"-ls3://b/k", "--", "true"}},
+		{args: []string{"-wl", "s3://b/k", "--", "true"}},
+		{args: []string{"-l=s3://b/k", "--", "true"}},
+		{args: []string{"--lease", "etcd://h/k", "true"}},                          // no "--": a run's command may have begun
+		{args: []string{"grep", "-l", "etcd://h/k", "/dev/null"}, env: "s3://b/k"}, // grep's -l
 		{args: []string{"--", "true", "--lease", "etcd://h/k"}},
 		{args: []string{"--", "true", "--lease", "etcd://h/k"}, env: "etcd://e/k", value: "etcd://e/k"},
 		{args: []string{"--ttl", "5s", "--", "true"}, env: "etcd://e/k", value: "etcd://e/k"},
@@ -108,16 +118,18 @@ func TestNetworkLease(t *testing.T) {
 // opens and closes of its stores, and each Open waits for block, if set,
 // or for its context.
 type earlyScheme struct {
-	mu      sync.Mutex
-	opened  []string
-	closed  int
-	block   chan struct{}
-	openErr error // the context's error, when an Open ended by it
+	mu           sync.Mutex
+	opened       []string
+	closedAtOpen []int // closed, as each Open began
+	closed       int
+	block        chan struct{}
+	openErr      error // the context's error, when an Open ended by it
 }
 
 func (e *earlyScheme) open(ctx context.Context, location string) (lease.Store, error) {
 	e.mu.Lock()
 	e.opened = append(e.opened, location)
+	e.closedAtOpen = append(e.closedAtOpen, e.closed)
 	e.mu.Unlock()
 	if e.block != nil {
 		select {
@@ -173,12 +185,59 @@ func TestOpenEarly(t *testing.T) {
 		t.Errorf("bad flag: the early Open ended with %v, want context.Canceled", e.openErr)
 	}
 
-	// A store opened early for a value that the parse does not keep (the
-	// flag given twice: the last wins) is closed, and the lease named last
-	// opened.
+	// A store opened early for a value that open is not asked for is
+	// closed before open opens the other: it is not held for the run.
 	e = &earlyScheme{}
-	run(e, "status", "--lease", "etcd://h/a", "--lease", "etcd://h/b")
-	if !slices.Equal(e.opened, []string{"etcd://h/a", "etcd://h/b"}) || e.closed != 1 {
-		t.Errorf("--lease twice: opened %q, closed %d; want a then b, one close", e.opened, e.closed)
+	ls := &leases{args: []string{"status", "--lease", "etcd://h/a"}}
+	WithScheme(Scheme{Name: "etcd", Open: e.open})(&ls.links)
+	ls.openEarly()
+	if _, _, err := ls.open(context.Background(), "etcd://h/b"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.opened, []string{"etcd://h/a", "etcd://h/b"}) || !slices.Equal(e.closedAtOpen, []int{0, 1}) {
+		t.Errorf("another value: opened %q with %v closed at each open; want a then b, a closed before b", e.opened, e.closedAtOpen)
+	}
+}
+
+// TestEarlyLeaseAgreesWithKong: where earlyLease finds a lease, it is the
+// one kong keeps. (One that read them apart could hand a command line to
+// the executable of a store that the parse then hands on again.)
+func TestEarlyLeaseAgreesWithKong(t *testing.T) {
+	kongLease := func(args []string) (string, bool) {
+		var c cli
+		parser := kong.Must(&c, kong.Name("leaserun"), kong.Writers(io.Discard, io.Discard), kong.Exit(func(int) {}))
+		kctx, err := parser.Parse(withCommand(args))
+		if err != nil {
+			return "", false
+		}
+		switch kctx.Command() {
+		case "status":
+			return c.Status.Lease, true
+		case "release":
+			return c.Release.Lease, true
+		}
+		return c.Run.Lease, true
+	}
+	for _, tc := range []struct {
+		env  string
+		args []string
+	}{
+		{"", []string{"--lease", "etcd://h/k", "--lease", "s3://b/k", "--", "true"}},
+		{"", []string{"status", "--lease", "etcd://h/k", "-l", "s3://b/k"}},
+		{"etcd://h/k", []string{"-ls3://b/k", "--", "true"}},
+		{"etcd://h/k", []string{"-wls3://b/k", "--", "true"}},
+		{"s3://b/k", []string{"grep", "-l", "etcd://h/k", "/dev/null"}},
+		{"s3://b/k", []string{"--wait", "grep", "-l", "etcd://h/k", "/dev/null"}},
+		{"", []string{"--lease", "etcd://h/k", "--lease", "/var/lock/job.lease", "--", "true"}},
+		{"etcd://h/k", []string{"--lease", "s3://b/k", "--", "true"}},
+		{"", []string{"release", "--epoch", "3", "-l", "etcd://h/k"}},
+		{"", []string{"--ttl", "5s", "-w", "--lease=etcd://h/k", "--", "true", "-l", "s3://b/k"}},
+	} {
+		t.Setenv("LEASERUN_LEASE", tc.env)
+		early, eok := earlyLease(tc.args)
+		got, kok := kongLease(tc.args)
+		if eok && (!kok || early != got) {
+			t.Errorf("LEASERUN_LEASE=%q leaserun %q: earlyLease finds %q, kong keeps %q (parsed: %v)", tc.env, tc.args, early, got, kok)
+		}
 	}
 }

@@ -17,12 +17,6 @@ type links struct {
 	health  listenHealth
 }
 
-// serves reports whether a store of scheme is linked.
-func (l *links) serves(scheme string) bool {
-	_, ok := l.scheme(scheme)
-	return ok
-}
-
 // scheme returns the linked store of scheme, if any.
 func (l *links) scheme(name string) (Scheme, bool) {
 	for _, s := range l.schemes {
