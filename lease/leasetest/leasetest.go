@@ -89,6 +89,7 @@ func TestStore(t *testing.T, cfg Config) {
 	t.Run("RoundTrip", s.testRoundTrip)
 	t.Run("Hostile", s.testHostile)
 	t.Run("Protocol", s.testProtocol)
+	t.Run("ReportingWatch", s.testReportingWatch)
 	t.Run("RaceGoroutines", func(t *testing.T) { s.race(t, false, cfg.Goroutines) })
 	t.Run("RaceProcesses", func(t *testing.T) { s.race(t, true, cfg.Processes) })
 }
@@ -511,4 +512,72 @@ func (s *suite) race(t *testing.T, processes bool, workers int) {
 		MinAcquisitions: 10,
 		Faults:          s.cfg.Faults,
 	})
+}
+
+// testReportingWatch checks, for a store whose watch reports values
+// (lease.ReportingWatch), that what it reports after a write is what the
+// register held: the write's revision and bytes, a Floor no lower than
+// the one a Load gave before the write, and nothing newer than the newest
+// write. Wait judges such a value as it judges a Load's.
+func (s *suite) testReportingWatch(t *testing.T) {
+	_, st := s.fresh(t)
+	wr, ok := st.(lease.Watcher)
+	if !ok {
+		t.Skip("not a Watcher")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch := wr.Watch(ctx)
+	if watch == nil {
+		t.Skip("Watch returned nil: the store cannot watch here")
+	}
+	defer watch.Close()
+	w, ok := watch.(lease.ReportingWatch)
+	if !ok {
+		t.Skip("its Watch is not a ReportingWatch")
+	}
+	// Complete is false until the watch is in place: a write made before
+	// could be missed, which costs a Wait a poll, never a wrong value.
+	for deadline := time.Now().Add(callTimeout); !watch.Complete(); {
+		if time.Now().After(deadline) {
+			t.Skipf("the watch was not complete within %v", callTimeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	v := s.load(t, st)
+	for i := range 5 {
+		data := uniq(t, 40+i)
+		next, ok := s.swap(t, st, v.Rev, data, lease.Write{})
+		if !ok {
+			t.Fatalf("write %d at the current revision %q did not take effect", i, v.Rev)
+		}
+		timeout := time.NewTimer(callTimeout)
+		err := watch.Sleep(ctx, v.Rev, timeout.C)
+		timeout.Stop()
+		if err != nil {
+			t.Fatalf("Sleep after write %d: %v", i, err)
+		}
+		got, ok := w.Latest(v.Rev)
+		for deadline := time.Now().Add(callTimeout); !ok && time.Now().Before(deadline); {
+			// Sleep may return on a timeout or a hint before the report is in.
+			time.Sleep(5 * time.Millisecond)
+			got, ok = w.Latest(v.Rev)
+		}
+		if !ok {
+			t.Fatalf("write %d at %q: no value reported after it within %v", i, v.Rev, callTimeout)
+		}
+		if got.Rev != next || !bytes.Equal(got.Data, data) {
+			t.Fatalf("write %d: reported revision %q, %q; want the write's, %q, %q", i, got.Rev, got.Data, next, data)
+		}
+		if got.Floor < v.Floor {
+			t.Fatalf("write %d: reported Floor %d, below the %d a Load gave before the write", i, got.Floor, v.Floor)
+		}
+		if stale, ok := w.Latest(next); ok {
+			t.Fatalf("write %d: Latest(%q), the newest write's revision, reported %q", i, next, stale.Rev)
+		}
+		v = s.load(t, st)
+		if v.Rev != next {
+			t.Fatalf("Load after write %d: revision %q, want %q", i, v.Rev, next)
+		}
+	}
 }
