@@ -320,6 +320,13 @@ func e2eStartLeaserunTo(t testing.TB, dir string, out *os.File, prefix []string,
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(e2eBaseEnv(), env...)
 	cmd.Dir = dir
+	return e2eStart(t, cmd, out)
+}
+
+// e2eStart starts cmd with its stdout and stderr to out, and a cleanup
+// that kills it if the test leaves it running.
+func e2eStart(t testing.TB, cmd *exec.Cmd, out *os.File) *e2eProc {
+	t.Helper()
 	p := &e2eProc{cmd: cmd, done: make(chan struct{})}
 	if fi, err := out.Stat(); err == nil && fi.Mode().IsRegular() {
 		p.stderrPath = out.Name()

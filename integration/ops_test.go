@@ -46,23 +46,7 @@ func opsStart(t testing.TB, dir, name string, env []string, args ...string) *e2e
 	cmd := exec.Command(leaserunBin, args...)
 	cmd.Env = append(e2eBaseEnv(), env...)
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = f, f
-	p := &e2eProc{cmd: cmd, done: make(chan struct{}), stderrPath: f.Name()}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start leaserun: %v", err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		p.exitedMono = monoNow()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.Exited() {
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
+	return e2eStart(t, cmd, f)
 }
 
 // opsStatus is "leaserun status --lease path", with env added to the
