@@ -52,11 +52,13 @@ import (
 	"strings"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"github.com/leaserun/leaserun/lease"
@@ -91,10 +93,10 @@ type Store struct {
 
 // Open returns the store at location, connected to its cluster. It reads
 // etcdctl's environment (see the package doc) and waits up to
-// ETCDCTL_DIAL_TIMEOUT, or until ctx ends, for a connection. A location
-// that is not well formed is an error wrapping ErrLocation, an unusable
-// setting one wrapping ErrSetting; a cluster that cannot be reached, or
-// refuses the user, an error naming the endpoints.
+// ETCDCTL_DIAL_TIMEOUT, or until ctx ends, for a connection to a
+// member. A location that is not well formed is an error wrapping
+// ErrLocation, an unusable setting one wrapping ErrSetting; a cluster that
+// cannot be reached, or refuses the user, an error naming the endpoints.
 func Open(ctx context.Context, location string) (*Store, error) {
 	return open(ctx, location, os.Getenv)
 }
@@ -127,10 +129,6 @@ func open(ctx context.Context, location string, getenv func(string) string) (*St
 		Password:             set.password,
 		TLS:                  set.tls,
 		Logger:               zap.NewNop(),
-		// Wait until a member answers, so that an unreachable cluster is
-		// Open's error, said once, rather than every call's; marshal
-		// etcd's messages with their own code (see codec).
-		DialOptions: []grpc.DialOption{blockingDial, connectionError, useCodec},
 	}
 	start := time.Now()
 	type result struct {
@@ -140,6 +138,13 @@ func open(ctx context.Context, location string, getenv func(string) string) (*St
 	done := make(chan result, 1)
 	go func() {
 		cli, err := clientv3.New(cfg)
+		if err == nil {
+			err = s.connected(ctx, cli, dial)
+			if err != nil {
+				cli.Close()
+				cli = nil
+			}
+		}
 		done <- result{cli, err}
 	}()
 	select {
@@ -161,18 +166,38 @@ func open(ctx context.Context, location string, getenv func(string) string) (*St
 	}
 }
 
-// blockingDial makes clientv3.New wait for a connection, as clientv3
-// documents (Config.DialOptions).
-//
-//lint:ignore SA1019 clientv3 v3.5 dials with grpc.DialContext, where WithBlock is how to wait.
-var blockingDial = grpc.WithBlock()
+// connected waits, for up to timeout, until the client is connected to a
+// member, so that an unreachable cluster is Open's error, said once,
+// rather than every call's: the client connects only when a call needs
+// it. If none came, a call made then that waits a moment for a
+// connection says why (refused, a certificate not trusted): it is made
+// through the generated client, as clientv3's KV would replace that error
+// by its context's.
+func (s *Store) connected(ctx context.Context, cli *clientv3.Client, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn := cli.ActiveConnection()
+	conn.Connect()
+	for {
+		state := conn.GetState()
+		if state == connectivity.Ready {
+			return nil
+		}
+		if !conn.WaitForStateChange(ctx, state) {
+			break
+		}
+	}
+	why, cancel := context.WithTimeout(context.Background(), whyTimeout)
+	defer cancel()
+	_, err := pb.NewKVClient(conn).Range(why, &pb.RangeRequest{Key: []byte(s.key), Serializable: true, CountOnly: true}, grpc.WaitForReady(true))
+	if err == nil {
+		return nil // connected just now
+	}
+	return fmt.Errorf("%w: %w", ctx.Err(), err)
+}
 
-// connectionError makes a dial that times out say why it could not
-// connect (refused, a certificate not trusted), not only that it timed
-// out.
-//
-//lint:ignore SA1019 as above: clientv3 v3.5 dials with grpc.DialContext.
-var connectionError = grpc.WithReturnConnectionError()
+// whyTimeout is how long the call that says why no connection came waits.
+const whyTimeout = 50 * time.Millisecond
 
 // openError says why the cluster could not be reached or used.
 func (s *Store) openError(err error, took time.Duration) error {

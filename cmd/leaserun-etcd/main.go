@@ -9,9 +9,9 @@
 //
 // TLS and users come from etcdctl's environment (ETCDCTL_CACERT,
 // ETCDCTL_CERT, ETCDCTL_KEY, ETCDCTL_USER, ETCDCTL_DIAL_TIMEOUT). It links
-// etcd's gRPC client, whose package initialisation alone takes six times
-// leaserun's own, and makes a program start some 6 ms later
-// (bench/etcd.sh): that is why it is an executable of its own. It links
+// etcd's gRPC client, whose package initialisation would slow every
+// start of leaserun (the README's etcd figures, bench/etcd.sh): that is
+// why it is an executable of its own. It links
 // the health server as well (--health-addr), whose net/http gRPC links
 // anyway, so that such a run is handed once, here.
 package main
