@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/leaserun/leaserun/lease"
 )
@@ -112,7 +114,10 @@ func (ls *leases) open(ctx context.Context, value string) (lease.Store, string, 
 	if e := ls.early; e != nil && e.value == value {
 		ls.early = nil
 		<-e.done
-		return e.st, e.name, e.err
+		if e.err != nil {
+			return nil, "", e.err
+		}
+		return &primed{Store: e.st, first: e.first}, e.name, nil
 	}
 	ls.closeEarly() // opened for another value: not to be held for the run
 	if s, ok := ls.scheme(at.scheme); ok {
@@ -142,10 +147,99 @@ func openScheme(ctx context.Context, s Scheme, value string) (lease.Store, strin
 type earlyOpen struct {
 	value  string // the --lease value
 	cancel context.CancelFunc
-	done   chan struct{} // closed once st, name and err are set
+	done   chan struct{} // closed once st, name, err and first are set
 	st     lease.Store
 	name   string
 	err    error
+	first  *firstLoad // begun once st was open
+}
+
+// firstLoad is the read of the lease that openEarly begins as soon as the
+// store is open, while the command line is still being parsed: every run,
+// status and release begins with one (see primed).
+type firstLoad struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed once v, err and at are set
+	v      lease.Value
+	err    error
+	at     time.Time // when it was answered
+}
+
+// firstLoadFresh is how long after its answer the first read may still be
+// taken for the first Load's: no older than the answer to a Load made then
+// can be by the time its caller judges it.
+const firstLoadFresh = 100 * time.Millisecond
+
+// firstLoadTimeout bounds the first read: past it, the Load that would
+// have taken it reads on its own (within its own deadline).
+const firstLoadTimeout = 10 * time.Second
+
+// primed is a network store opened by openEarly: its first call, if it is
+// a Load, takes the answer to the read begun at the start (waiting for it
+// while it is under way), rather than read the store again. That answer
+// is a moment older than a read made then would be, which is as if
+// leaserun had been started a moment sooner: a stale Load costs a failed
+// Swap at most, never safety (lease.Store). Any other call first (a Swap,
+// a Watch) drops it.
+type primed struct {
+	lease.Store
+	mu    sync.Mutex
+	first *firstLoad // nil once taken
+}
+
+func (p *primed) take() *firstLoad {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.first
+	p.first = nil
+	return f
+}
+
+func (p *primed) drop() {
+	if f := p.take(); f != nil {
+		f.cancel()
+	}
+}
+
+// Load returns the first read's answer if this is the first call, the
+// read succeeded and was answered at most firstLoadFresh ago; else it
+// reads the store.
+func (p *primed) Load(ctx context.Context) (lease.Value, error) {
+	if f := p.take(); f != nil {
+		select {
+		case <-f.done:
+			if f.err == nil && time.Since(f.at) <= firstLoadFresh {
+				return f.v, nil
+			}
+		case <-ctx.Done():
+			f.cancel()
+		}
+	}
+	return p.Store.Load(ctx)
+}
+
+func (p *primed) Swap(ctx context.Context, old lease.Revision, data []byte, w lease.Write) (lease.Revision, error) {
+	p.drop()
+	return p.Store.Swap(ctx, old, data, w)
+}
+
+// Watch is the store's watch, or nil (Wait polls) if it has none. A watch
+// reports what comes after it is set up: the older first read is dropped.
+func (p *primed) Watch(ctx context.Context) lease.Watch {
+	p.drop()
+	if w, ok := p.Store.(lease.Watcher); ok {
+		return w.Watch(ctx)
+	}
+	return nil
+}
+
+// Close closes the store, if it is an io.Closer.
+func (p *primed) Close() error {
+	p.drop()
+	if c, ok := p.Store.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // openEarly begins to open the store of the lease that earlyLease finds in
@@ -172,8 +266,24 @@ func (ls *leases) openEarly() {
 	go func() {
 		defer close(e.done)
 		e.st, e.name, e.err = openScheme(ctx, s, value)
+		if e.err == nil {
+			e.first = loadFirst(ctx, e.st)
+		}
 	}()
 	ls.early = e
+}
+
+// loadFirst begins the first read of st, which ends with ctx.
+func loadFirst(ctx context.Context, st lease.Store) *firstLoad {
+	ctx, cancel := context.WithTimeout(ctx, firstLoadTimeout)
+	f := &firstLoad{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer cancel()
+		f.v, f.err = st.Load(ctx)
+		f.at = time.Now()
+		close(f.done)
+	}()
+	return f
 }
 
 // closeEarly ends an opening that open did not take (the command line
@@ -187,6 +297,9 @@ func (ls *leases) closeEarly() {
 	ls.early = nil
 	e.cancel()
 	<-e.done
+	if e.first != nil {
+		<-e.first.done
+	}
 	if c, ok := e.st.(io.Closer); ok {
 		c.Close()
 	}

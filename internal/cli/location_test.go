@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -239,5 +241,129 @@ func TestEarlyLeaseAgreesWithKong(t *testing.T) {
 		if eok && (!kok || early != got) {
 			t.Errorf("LEASERUN_LEASE=%q leaserun %q: earlyLease finds %q, kong keeps %q (parsed: %v)", tc.env, tc.args, early, got, kok)
 		}
+	}
+}
+
+// TestPrimed: a store opened early answers its first Load with the read
+// begun at the start, waiting for it while under way, and only then:
+// not after another call, not once it is old, not when it failed.
+func TestPrimed(t *testing.T) {
+	ctx := context.Background()
+	var loads atomic.Int32
+	newStore := func(fault func(n int32) leasetest.Fault) *leasetest.MemStore {
+		loads.Store(0)
+		m := leasetest.NewMemStore("primed")
+		m.Set([]byte("first"))
+		m.Before = func(ctx context.Context, c leasetest.Call) leasetest.Fault {
+			if c.Op != "load" {
+				return leasetest.Fault{}
+			}
+			n := loads.Add(1)
+			if fault != nil {
+				return fault(n)
+			}
+			return leasetest.Fault{}
+		}
+		return m
+	}
+	primedOver := func(st lease.Store) *primed {
+		p := &primed{Store: st, first: loadFirst(ctx, st)}
+		<-p.first.done
+		return p
+	}
+	loadData := func(p *primed) string {
+		t.Helper()
+		v, err := p.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(v.Data)
+	}
+
+	m := newStore(nil)
+	p := primedOver(m)
+	m.Set([]byte("second"))
+	if got := loadData(p); got != "first" || loads.Load() != 1 {
+		t.Errorf("first Load: %q after %d reads; want the first read's %q, no read of its own", got, loads.Load(), "first")
+	}
+	if got := loadData(p); got != "second" || loads.Load() != 2 {
+		t.Errorf("second Load: %q after %d reads; want %q, read anew", got, loads.Load(), "second")
+	}
+
+	m = newStore(nil)
+	p = primedOver(m)
+	p.first.at = p.first.at.Add(-firstLoadFresh - time.Millisecond)
+	m.Set([]byte("second"))
+	if got := loadData(p); got != "second" {
+		t.Errorf("first Load, the first read older than %v: %q, want %q", firstLoadFresh, got, "second")
+	}
+
+	m = newStore(nil)
+	p = primedOver(m)
+	v, err := m.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Swap(ctx, v.Rev, []byte("swapped"), lease.Write{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadData(p); got != "swapped" {
+		t.Errorf("Load after a Swap: %q, want %q", got, "swapped")
+	}
+
+	m = newStore(nil)
+	p = primedOver(m)
+	m.Set([]byte("second"))
+	if w := p.Watch(ctx); w == nil {
+		t.Error("Watch of a Watcher: nil")
+	} else {
+		w.Close()
+	}
+	if got := loadData(p); got != "second" {
+		t.Errorf("Load after a Watch: %q, want %q", got, "second")
+	}
+	if w := (&primed{Store: struct{ lease.Store }{m}}).Watch(ctx); w != nil {
+		t.Error("Watch of a store that is not a Watcher: not nil")
+	}
+
+	m = newStore(func(n int32) leasetest.Fault {
+		if n == 1 {
+			return leasetest.Fault{Err: errors.New("refused")}
+		}
+		return leasetest.Fault{}
+	})
+	p = primedOver(m)
+	if got := loadData(p); got != "first" || loads.Load() != 2 {
+		t.Errorf("first Load after a failed first read: %q after %d reads; want %q, read anew", got, loads.Load(), "first")
+	}
+
+	// Under way: the first Load waits for it rather than read again.
+	release := make(chan struct{})
+	m = newStore(func(n int32) leasetest.Fault {
+		if n == 1 {
+			<-release
+		}
+		return leasetest.Fault{}
+	})
+	p = &primed{Store: m, first: loadFirst(ctx, m)}
+	time.AfterFunc(20*time.Millisecond, func() { close(release) })
+	if got := loadData(p); got != "first" || loads.Load() != 1 {
+		t.Errorf("first Load while the first read is under way: %q after %d reads; want %q, no read of its own", got, loads.Load(), "first")
+	}
+
+	// A first read that hangs holds the first Load only until its context
+	// ends, and is cancelled then.
+	m = newStore(func(n int32) leasetest.Fault { return leasetest.Fault{Hang: n == 1} })
+	p = &primed{Store: m, first: loadFirst(ctx, m)}
+	f := p.first
+	lctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := p.Load(lctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("first Load while the first read hangs: %v, want an error wrapping context.DeadlineExceeded", err)
+	}
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		t.Error("the hung first read was not cancelled")
 	}
 }
