@@ -94,7 +94,7 @@ type Store struct {
 // Open returns the store at location, connected to its cluster. It reads
 // etcdctl's environment (see the package doc) and waits up to
 // ETCDCTL_DIAL_TIMEOUT, or until ctx ends, for a connection to a
-// member. A location that is not well formed is an error wrapping
+// member (and a moment more, when none came, to say why). A location that is not well formed is an error wrapping
 // ErrLocation, an unusable setting one wrapping ErrSetting; a cluster that
 // cannot be reached, or refuses the user, an error naming the endpoints.
 func Open(ctx context.Context, location string) (*Store, error) {
@@ -138,12 +138,17 @@ func open(ctx context.Context, location string, getenv func(string) string) (*St
 	done := make(chan result, 1)
 	go func() {
 		cli, err := clientv3.New(cfg)
-		if err == nil {
+		switch {
+		case err == nil:
 			err = s.connected(ctx, cli, dial)
 			if err != nil {
 				cli.Close()
 				cli = nil
 			}
+		case cfg.Username != "" && !errors.As(err, new(rpctypes.EtcdError)):
+			// New logs the user in, and when no connection came for
+			// that, it does not say why: a client without the user does.
+			err = s.whyNot(cfg, err)
 		}
 		done <- result{cli, err}
 	}()
@@ -169,10 +174,7 @@ func open(ctx context.Context, location string, getenv func(string) string) (*St
 // connected waits, for up to timeout, until the client is connected to a
 // member, so that an unreachable cluster is Open's error, said once,
 // rather than every call's: the client connects only when a call needs
-// it. If none came, a call made then that waits a moment for a
-// connection says why (refused, a certificate not trusted): it is made
-// through the generated client, as clientv3's KV would replace that error
-// by its context's.
+// it. If none came, why says why.
 func (s *Store) connected(ctx context.Context, cli *clientv3.Client, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -187,13 +189,42 @@ func (s *Store) connected(ctx context.Context, cli *clientv3.Client, timeout tim
 			break
 		}
 	}
-	why, cancel := context.WithTimeout(context.Background(), whyTimeout)
-	defer cancel()
-	_, err := pb.NewKVClient(conn).Range(why, &pb.RangeRequest{Key: []byte(s.key), Serializable: true, CountOnly: true}, grpc.WaitForReady(true))
-	if err == nil {
-		return nil // connected just now
+	if err := s.why(conn); err != nil {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
 	}
-	return fmt.Errorf("%w: %w", ctx.Err(), err)
+	return nil // connected just now
+}
+
+// why makes a call that waits a moment for a connection of conn, and
+// returns its error if that says there is none (refused, a certificate
+// not trusted); nil if it was answered, or refused by the cluster, which
+// is for the calls that follow to say. It goes through the generated
+// client: clientv3's KV would replace that error by its context's.
+func (s *Store) why(conn *grpc.ClientConn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), whyTimeout)
+	defer cancel()
+	_, err := pb.NewKVClient(conn).Range(ctx, &pb.RangeRequest{Key: []byte(s.key), Serializable: true, CountOnly: true}, grpc.WaitForReady(true))
+	if c := status.Code(err); c != codes.DeadlineExceeded && c != codes.Unavailable {
+		return nil
+	}
+	return err
+}
+
+// whyNot is err, New's for cfg, with the reason why no connection came
+// added, as a client made without cfg's user finds it.
+func (s *Store) whyNot(cfg clientv3.Config, err error) error {
+	cfg.Username, cfg.Password = "", ""
+	cli, nerr := clientv3.New(cfg)
+	if nerr != nil {
+		return err
+	}
+	defer cli.Close()
+	conn := cli.ActiveConnection()
+	conn.Connect()
+	if why := s.why(conn); why != nil {
+		return fmt.Errorf("%w: %w", err, why)
+	}
+	return err
 }
 
 // whyTimeout is how long the call that says why no connection came waits.

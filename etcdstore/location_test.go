@@ -145,6 +145,13 @@ func TestOpenUnreachable(t *testing.T) {
 	if errors.Is(err, ErrLocation) || errors.Is(err, ErrSetting) || !strings.Contains(err.Error(), strings.Join(eps, ",")) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("error %q: want one naming the endpoints %q, not a usage error, without the password", err, eps)
 	}
+	if !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("error %q, with a user: want it to say why (connection refused)", err)
+	}
+	// Without a user, the same reason.
+	if _, err := open(context.Background(), loc, env(map[string]string{"ETCDCTL_DIAL_TIMEOUT": "300ms"})); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("Open without a user: %v; want an error that says why (connection refused)", err)
+	}
 	if took > 5*time.Second {
 		t.Errorf("Open took %v with a dial timeout of 300ms", took)
 	}
