@@ -203,14 +203,25 @@ func (p *primed) drop() {
 
 // Load returns the first read's answer if this is the first call, the
 // read succeeded and was answered at most firstLoadFresh ago; else it
-// reads the store.
+// reads the store. It waits for a first read under way for half the time
+// ctx leaves at most, as a store gives one attempt of a call (a first read
+// stuck on a member that hangs must not take the whole of a short TTL),
+// and then reads with the rest.
 func (p *primed) Load(ctx context.Context) (lease.Value, error) {
 	if f := p.take(); f != nil {
+		var giveUp <-chan time.Time
+		if d, ok := ctx.Deadline(); ok {
+			t := time.NewTimer(time.Until(d) / 2)
+			defer t.Stop()
+			giveUp = t.C
+		}
 		select {
 		case <-f.done:
 			if f.err == nil && time.Since(f.at) <= firstLoadFresh {
 				return f.v, nil
 			}
+		case <-giveUp:
+			f.cancel()
 		case <-ctx.Done():
 			f.cancel()
 		}

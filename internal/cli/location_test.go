@@ -126,6 +126,7 @@ type earlyScheme struct {
 	closed       int
 	block        chan struct{}
 	openErr      error // the context's error, when an Open ended by it
+	loads        atomic.Int32
 }
 
 func (e *earlyScheme) open(ctx context.Context, location string) (lease.Store, error) {
@@ -143,7 +144,14 @@ func (e *earlyScheme) open(ctx context.Context, location string) (lease.Store, e
 			return nil, ctx.Err()
 		}
 	}
-	return &closeCounter{leasetest.NewMemStore(location), e}, nil
+	m := leasetest.NewMemStore(location)
+	m.Before = func(_ context.Context, c leasetest.Call) leasetest.Fault {
+		if c.Op == "load" {
+			e.loads.Add(1)
+		}
+		return leasetest.Fault{}
+	}
+	return &closeCounter{m, e}, nil
 }
 
 type closeCounter struct {
@@ -175,6 +183,18 @@ func TestOpenEarly(t *testing.T) {
 	}
 	if len(e.opened) != 1 || e.closed != 0 {
 		t.Errorf("status: opened %q, closed %d; want one open, no close", e.opened, e.closed)
+	}
+	// It reads the lease once: status takes the first read's answer, and
+	// so does a run's acquisition.
+	if n := e.loads.Load(); n != 1 {
+		t.Errorf("status: %d reads of the lease, want 1", n)
+	}
+	e = &earlyScheme{}
+	if code := run(e, "--lease", "etcd://h/k", "--", "true"); code != 0 {
+		t.Errorf("run: exit %d, want 0", code)
+	}
+	if n := e.loads.Load(); n != 1 {
+		t.Errorf("run: %d reads of the lease, want 1", n)
 	}
 
 	// A bad command line ends an opening still under way (here, one that
@@ -271,7 +291,7 @@ func TestPrimed(t *testing.T) {
 		<-p.first.done
 		return p
 	}
-	loadData := func(p *primed) string {
+	loadData := func(ctx context.Context, p *primed) string {
 		t.Helper()
 		v, err := p.Load(ctx)
 		if err != nil {
@@ -283,10 +303,10 @@ func TestPrimed(t *testing.T) {
 	m := newStore(nil)
 	p := primedOver(m)
 	m.Set([]byte("second"))
-	if got := loadData(p); got != "first" || loads.Load() != 1 {
+	if got := loadData(ctx, p); got != "first" || loads.Load() != 1 {
 		t.Errorf("first Load: %q after %d reads; want the first read's %q, no read of its own", got, loads.Load(), "first")
 	}
-	if got := loadData(p); got != "second" || loads.Load() != 2 {
+	if got := loadData(ctx, p); got != "second" || loads.Load() != 2 {
 		t.Errorf("second Load: %q after %d reads; want %q, read anew", got, loads.Load(), "second")
 	}
 
@@ -294,7 +314,7 @@ func TestPrimed(t *testing.T) {
 	p = primedOver(m)
 	p.first.at = p.first.at.Add(-firstLoadFresh - time.Millisecond)
 	m.Set([]byte("second"))
-	if got := loadData(p); got != "second" {
+	if got := loadData(ctx, p); got != "second" {
 		t.Errorf("first Load, the first read older than %v: %q, want %q", firstLoadFresh, got, "second")
 	}
 
@@ -307,7 +327,7 @@ func TestPrimed(t *testing.T) {
 	if _, err := p.Swap(ctx, v.Rev, []byte("swapped"), lease.Write{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := loadData(p); got != "swapped" {
+	if got := loadData(ctx, p); got != "swapped" {
 		t.Errorf("Load after a Swap: %q, want %q", got, "swapped")
 	}
 
@@ -319,7 +339,7 @@ func TestPrimed(t *testing.T) {
 	} else {
 		w.Close()
 	}
-	if got := loadData(p); got != "second" {
+	if got := loadData(ctx, p); got != "second" {
 		t.Errorf("Load after a Watch: %q, want %q", got, "second")
 	}
 	if w := (&primed{Store: struct{ lease.Store }{m}}).Watch(ctx); w != nil {
@@ -333,7 +353,7 @@ func TestPrimed(t *testing.T) {
 		return leasetest.Fault{}
 	})
 	p = primedOver(m)
-	if got := loadData(p); got != "first" || loads.Load() != 2 {
+	if got := loadData(ctx, p); got != "first" || loads.Load() != 2 {
 		t.Errorf("first Load after a failed first read: %q after %d reads; want %q, read anew", got, loads.Load(), "first")
 	}
 
@@ -347,19 +367,40 @@ func TestPrimed(t *testing.T) {
 	})
 	p = &primed{Store: m, first: loadFirst(ctx, m)}
 	time.AfterFunc(20*time.Millisecond, func() { close(release) })
-	if got := loadData(p); got != "first" || loads.Load() != 1 {
+	if got := loadData(ctx, p); got != "first" || loads.Load() != 1 {
 		t.Errorf("first Load while the first read is under way: %q after %d reads; want %q, no read of its own", got, loads.Load(), "first")
 	}
 
-	// A first read that hangs holds the first Load only until its context
-	// ends, and is cancelled then.
+	// A first read that hangs (on a member that hangs) holds the first
+	// Load for half of its context's time, and is cancelled then: the
+	// Load reads on its own with the rest, as an acquisition with a short
+	// TTL must.
 	m = newStore(func(n int32) leasetest.Fault { return leasetest.Fault{Hang: n == 1} })
 	p = &primed{Store: m, first: loadFirst(ctx, m)}
 	f := p.first
-	lctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := p.Load(lctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("first Load while the first read hangs: %v, want an error wrapping context.DeadlineExceeded", err)
+	start := time.Now()
+	if got := loadData(lctx, p); got != "first" {
+		t.Errorf("first Load while the first read hangs: %q, want %q, read on its own", got, "first")
+	}
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Errorf("first Load while the first read hangs: read on its own after %v, want after half of 2s", took)
+	}
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		t.Error("the hung first read was not cancelled")
+	}
+
+	// Without a deadline, until its context ends.
+	m = newStore(func(n int32) leasetest.Fault { return leasetest.Fault{Hang: n == 1} })
+	p = &primed{Store: m, first: loadFirst(ctx, m)}
+	f = p.first
+	cctx, ccancel := context.WithCancel(ctx)
+	time.AfterFunc(20*time.Millisecond, ccancel)
+	if _, err := p.Load(cctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("first Load while the first read hangs, cancelled: %v, want an error wrapping context.Canceled", err)
 	}
 	select {
 	case <-f.done:
