@@ -42,15 +42,20 @@ func supervise(ctx context.Context, cfg *Config, cmd *exec.Cmd) error {
 	}
 	log.Info("acquired", "instance", l.InstanceID(), "epoch", l.Epoch(), "ttl", cfg.TTL)
 	sc.wait() // every signal is caught before the child starts
-	err = hold(ctx, cfg, l, cmd, sc.C, reap, log)
-	if subreaper {
-		killOrphans() // before the release: nothing may outlive the lease
+	gone := func() {
+		if subreaper {
+			killOrphans() // before the release: nothing may outlive the lease
+		}
+		// The child is gone: a TERM from now on, during a release hung in
+		// a stuck filesystem, may end the process. (The signals are let
+		// go only as Run returns, in the background: see catcher.)
+		sc.stop()
+		stopped = true
 	}
-	// The child is gone: a TERM during a release hung in a stuck
-	// filesystem may end the process. (The signals are let go only as Run
-	// returns, in the background: see catcher.)
-	sc.stop()
-	stopped = true
+	err = hold(ctx, cfg, l, cmd, sc.C, reap, log, gone)
+	if !stopped {
+		gone() // the child never started
+	}
 	release(l, log, slotStatus(cfg, err))
 	return err
 }
@@ -128,9 +133,11 @@ func giveBack(cfg *Config, done <-chan acquisition, sigs <-chan os.Signal) {
 	}
 }
 
-// hold runs cmd under the lease l.
+// hold runs cmd under the lease l. Once the child is gone, it calls gone
+// before it logs so: a shutdown signal sent after that line is leaserun's,
+// not the child's.
 func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
-	sigs <-chan os.Signal, reap *reaper, log *slog.Logger) error {
+	sigs <-chan os.Signal, reap *reaper, log *slog.Logger, gone func()) error {
 	prepare(cmd, cfg.Path, l)
 	term := takeTerminal(cmd)
 	ch, err := startChild(cmd, reap)
@@ -191,6 +198,7 @@ func hold(ctx context.Context, cfg *Config, l *lease.Lease, cmd *exec.Cmd,
 		lost.set(lostErr)
 	}
 	term.restore()
+	gone()
 
 	exit := ch.exit()
 	if exit.Signal != 0 {
