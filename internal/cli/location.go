@@ -244,15 +244,6 @@ func (p *primed) Watch(ctx context.Context) lease.Watch {
 	return nil
 }
 
-// Close closes the store, if it is an io.Closer.
-func (p *primed) Close() error {
-	p.drop()
-	if c, ok := p.Store.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
-}
-
 // openEarly begins to open the store of the lease that earlyLease finds in
 // the command line, when it is in a network store this executable links:
 // its client connects (a TCP connection and HTTP/2's handshake with etcd,
