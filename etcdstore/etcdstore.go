@@ -219,9 +219,7 @@ func (s *Store) whyNot(cfg clientv3.Config, err error) error {
 		return err
 	}
 	defer cli.Close()
-	conn := cli.ActiveConnection()
-	conn.Connect()
-	if why := s.why(conn); why != nil {
+	if why := s.why(cli.ActiveConnection()); why != nil {
 		return fmt.Errorf("%w: %w", err, why)
 	}
 	return err
