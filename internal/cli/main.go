@@ -169,6 +169,13 @@ func usageErrorf(format string, args ...any) error { return usageError(fmt.Sprin
 
 // Exec is the main function of a leaserun executable that links opts: it
 // runs Main with the process's arguments and exits with its status.
+//
+// Main runs on a goroutine of its own while the main goroutine, locked to
+// the main thread since init, waits for it: the main thread stays idle. The
+// kernel gives a signal sent to the process to its main thread first, and a
+// thread held in a file server that no longer answers (a FUSE or hard NFS
+// mount) keeps such a signal from the Go runtime for as long as the server
+// does: a TERM would not end a leaserun whose release hangs there.
 func Exec(opts ...Option) {
 	if os.Getenv("GOMAXPROCS") == "" && !networkLease(os.Args[1:]) {
 		// A file lease has no parallel work: one P spares the thread
@@ -181,8 +188,14 @@ func Exec(opts ...Option) {
 		// the runtime's default stays (the README's etcd figures).
 		runtime.GOMAXPROCS(1)
 	}
-	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr, opts...))
+	status := make(chan int)
+	go func() { status <- Main(os.Args[1:], os.Stdout, os.Stderr, opts...) }()
+	os.Exit(<-status)
 }
+
+// init locks the main goroutine to the main thread for Exec: only a lock
+// taken during initialisation is sure to hold the thread that main runs on.
+func init() { runtime.LockOSThread() }
 
 // networkLease reports whether args name a lease in a network store
 // (s3://, etcd://, etcds://), as earlyLease finds it.
