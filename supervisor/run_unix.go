@@ -25,11 +25,8 @@ import (
 func supervise(ctx context.Context, cfg *Config, cmd *exec.Cmd) error {
 	log := cfg.logger().With("lease", cfg.Path)
 	sc := catchSignals(cfg.ForwardSIGPIPE)
-	stopped := false
 	defer func() {
-		if !stopped {
-			sc.stop()
-		}
+		sc.stop() // if gone did not
 		sc.release()
 	}()
 	subreaper := cfg.KillOrphans && becomeSubreaper()
@@ -42,6 +39,7 @@ func supervise(ctx context.Context, cfg *Config, cmd *exec.Cmd) error {
 	}
 	log.Info("acquired", "instance", l.InstanceID(), "epoch", l.Epoch(), "ttl", cfg.TTL)
 	sc.wait() // every signal is caught before the child starts
+	stopped := false
 	gone := func() {
 		if subreaper {
 			killOrphans() // before the release: nothing may outlive the lease

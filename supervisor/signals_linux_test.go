@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // catchMain catches the signals Run forwards (SIGPIPE too), sends each to
@@ -74,4 +76,16 @@ func TestSIGPIPEForwardedOnlyWhenAsked(t *testing.T) {
 	if slices.Contains(forwardedSignals(false), os.Signal(syscall.SIGPIPE)) {
 		t.Error("SIGPIPE forwarded without ForwardSIGPIPE")
 	}
+}
+
+// A second stop does nothing: release ends the one watcher that stop
+// started, and every goroutine the catcher made returns.
+func TestCatcherStopTwice(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	c := catchSignals(false)
+	c.wait()
+	c.stop()
+	c.stop()
+	c.release()
+	goleak.VerifyNone(t, before)
 }

@@ -81,8 +81,12 @@ func (c *catcher) wait() { <-c.ready }
 // filesystem ends the process. Other signals are dropped: a HUP or USR1
 // sent for the child as it exits must not turn its exit status into ours.
 // The signals stay caught until release, so that letting them go does not
-// compete with the release of the lease for the CPU.
+// compete with the release of the lease for the CPU. A second call does
+// nothing.
 func (c *catcher) stop() {
+	if c.done != nil {
+		return
+	}
 	drain(c.C, func(os.Signal) {})
 	c.done = make(chan struct{})
 	c.watching = make(chan struct{})
