@@ -154,9 +154,9 @@ func AcquireStore(st Store, ttl time.Duration, opts ...Option) (*Lease, error) {
 		return nil, err
 	}
 	for {
-		ctx := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
+		ctx, cancel := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
 		v, rec, err := load(ctx, st)
-		ctx.release()
+		cancel()
 		if err != nil {
 			return nil, err
 		}
@@ -200,78 +200,14 @@ func recordOf(v *Value) *Record {
 	return rec
 }
 
-// within returns a context for the calls of st that must end by the
-// instant until, read on clk; the caller releases it when the calls are
-// done. Contexts run on the system's timers: with another clock, the time
-// left until then on clk is counted from now.
-func within(parent context.Context, clk Clock, until time.Time) *callCtx {
+// within returns a context for store calls that must end by the instant
+// until, read on clk, and its cancel function, called once they are done. Contexts run on the system's timers: with another clock,
+// the time left until then on clk is counted from now.
+func within(parent context.Context, clk Clock, until time.Time) (context.Context, context.CancelFunc) {
 	if _, ok := clk.(systemClock); !ok {
 		until = time.Now().Add(until.Sub(clk.Now()))
 	}
-	return &callCtx{parent: parent, deadline: until}
-}
-
-// callCtx is the context of the calls of a store that must end by a
-// deadline. It makes its timer only once a call asks for Done, as a store
-// that waits on the network does: the file store, which never blocks on
-// its context, pays one small allocation for it, not a timer per write.
-type callCtx struct {
-	parent   context.Context
-	deadline time.Time
-
-	mu       sync.Mutex
-	ctx      context.Context // context.WithDeadline(parent, deadline), made by Done
-	cancel   context.CancelFunc
-	released bool
-}
-
-func (c *callCtx) Deadline() (time.Time, bool) {
-	if d, ok := c.parent.Deadline(); ok && d.Before(c.deadline) {
-		return d, true
-	}
-	return c.deadline, true
-}
-
-func (c *callCtx) Value(key any) any { return c.parent.Value(key) }
-
-func (c *callCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ctx == nil {
-		c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline)
-		if c.released {
-			c.cancel()
-		}
-	}
-	return c.ctx.Done()
-}
-
-func (c *callCtx) Err() error {
-	c.mu.Lock()
-	ctx, released := c.ctx, c.released
-	c.mu.Unlock()
-	switch {
-	case ctx != nil:
-		return ctx.Err()
-	case c.parent.Err() != nil:
-		return c.parent.Err()
-	case released:
-		return context.Canceled
-	case !time.Now().Before(c.deadline):
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-// release ends the context (its calls are done) and stops its timer.
-func (c *callCtx) release() {
-	c.mu.Lock()
-	c.released = true
-	cancel := c.cancel
-	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
+	return context.WithDeadline(parent, until)
 }
 
 // heldByWallClock is the one-shot judgement of a record read at now.
@@ -404,9 +340,9 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 		// Everyone else would read it as unreadable, hence free.
 		return nil, errorf(ErrInvalid, "%s: meta makes the record larger than %d bytes", st, MaxRecordSize)
 	}
-	ctx := within(context.Background(), o.clock, start.Add(ttl))
+	ctx, cancel := within(context.Background(), o.clock, start.Add(ttl))
 	rev, err := st.Swap(ctx, v.Rev, data, Write{Durable: true})
-	ctx.release()
+	cancel()
 	if errors.Is(err, ErrConflict) {
 		return nil, nil
 	}
@@ -437,8 +373,8 @@ func take(st Store, v Value, prev *Record, ttl time.Duration, o *options) (*Leas
 // store fails, within one TTL: a write nobody believes in would otherwise
 // block the lease for a TTL.
 func abandon(st Store, data []byte, rec Record, prevSlot *Slot, ttl time.Duration, o *options) {
-	ctx := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
-	defer ctx.release()
+	ctx, cancel := within(context.Background(), o.clock, o.clock.Now().Add(ttl))
+	defer cancel()
 	for range abandonTries {
 		if ctx.Err() != nil {
 			return
@@ -575,8 +511,8 @@ func (l *Lease) renew() error {
 	if l.Expired() {
 		return l.lostError()
 	}
-	ctx := within(context.Background(), l.clock, l.Deadline())
-	defer ctx.release()
+	ctx, cancel := within(context.Background(), l.clock, l.Deadline())
+	defer cancel()
 	if err := l.resolvePending(ctx); err != nil {
 		return fmt.Errorf("liblease: renewing %s: %w", l.st, err)
 	}
@@ -682,7 +618,7 @@ func (l *Lease) settlePending(v Value) {
 }
 
 // callContext bounds a store call of a handle outside Renew: one TTL.
-func (l *Lease) callContext() *callCtx {
+func (l *Lease) callContext() (context.Context, context.CancelFunc) {
 	return within(context.Background(), l.clock, l.clock.Now().Add(l.ttl))
 }
 
@@ -697,9 +633,9 @@ func (l *Lease) lostError() error {
 		return errorf(ErrReleased, "%s", l.st)
 	}
 	expired := l.record.Load().ExpiresAt()
-	ctx := l.callContext()
+	ctx, cancel := l.callContext()
 	v, rec, err := load(ctx, l.st)
-	ctx.release()
+	cancel()
 	if err == nil {
 		l.settlePending(v)
 	}
@@ -751,8 +687,8 @@ func (l *Lease) giveUp(status *int) error {
 		rec.Slot = &slot
 	}
 	data := encodeRecord(&rec)
-	ctx := l.callContext()
-	defer ctx.release()
+	ctx, cancel := l.callContext()
+	defer cancel()
 	rev, err := l.st.Swap(ctx, l.rev, data, Write{})
 	// A release that took effect while others already built on it (files:
 	// the released record was linked, and someone already took the lease
@@ -774,9 +710,9 @@ func (l *Lease) giveUp(status *int) error {
 
 // lostToNewest is ErrLost saying who holds now, if anyone does.
 func (l *Lease) lostToNewest() error {
-	ctx := l.callContext()
+	ctx, cancel := l.callContext()
 	_, rec, err := load(ctx, l.st)
-	ctx.release()
+	cancel()
 	if err == nil && rec != nil && !rec.Released() {
 		return l.lostTo(rec)
 	}
@@ -831,9 +767,9 @@ func (l *Lease) release(status *int) error {
 		return nil
 	}
 	if l.pending != nil {
-		ctx := l.callContext()
+		ctx, cancel := l.callContext()
 		err := l.resolvePending(ctx)
-		ctx.release()
+		cancel()
 		if err != nil {
 			return fmt.Errorf("liblease: releasing %s: %w", l.st, err)
 		}

@@ -84,9 +84,9 @@ func WaitStore(ctx context.Context, st Store, ttl time.Duration, opts ...Option)
 		if reported != nil {
 			v, rec, reported = *reported, recordOf(reported), nil
 		} else {
-			lctx := within(ctx, o.clock, o.clock.Now().Add(ttl))
+			lctx, cancel := within(ctx, o.clock, o.clock.Now().Add(ttl))
 			v, rec, err = load(lctx, st)
-			lctx.release()
+			cancel()
 			if err != nil {
 				if cerr := ctx.Err(); cerr != nil {
 					return nil, waitError(st, ttl, &o, cerr)
@@ -157,8 +157,8 @@ const waitErrorRead = 2 * time.Second
 
 // waitError says that the wait ended, and who holds the lease.
 func waitError(st Store, ttl time.Duration, o *options, cause error) error {
-	ctx := within(context.Background(), o.clock, o.clock.Now().Add(min(ttl, waitErrorRead)))
-	defer ctx.release()
+	ctx, cancel := within(context.Background(), o.clock, o.clock.Now().Add(min(ttl, waitErrorRead)))
+	defer cancel()
 	if _, rec, err := load(ctx, st); err == nil && rec != nil && !rec.Released() {
 		return fmt.Errorf("%w: gave up waiting: %w", heldError(ErrHeld, st, rec), cause)
 	}
