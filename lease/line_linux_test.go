@@ -696,9 +696,9 @@ func TestLineFallsBack(t *testing.T) {
 func TestWatchReportsVersionsOnly(t *testing.T) {
 	path, _ := heldLocalLease(t, time.Hour)
 	dir := path + ".d"
-	c := watch(dir)
+	c := newFileStore(strings.TrimSuffix(dir, ".d")).Watch(context.Background()).(*fileWatch)
 	defer c.Close()
-	if !c.line.Leads() || !c.complete() {
+	if !c.line.Leads() || !c.Complete() {
 		t.Fatal("the only standby does not lead, or does not watch the directory")
 	}
 	for _, name := range []string{filepath.Join(dir, "tmp", "x"), filepath.Join(dir, "07"), filepath.Join(dir, line.GateName+".x"), path + ".other"} {
@@ -713,11 +713,11 @@ func TestWatchReportsVersionsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-c.C:
+	case <-c.d.n.c:
 	case <-time.After(lineBound):
 		t.Fatalf("the creation of version 9 was not reported within %v", lineBound)
 	}
-	if got := c.newest(); got != 9 {
+	if got := c.d.n.newest.Load(); got != 9 {
 		t.Fatalf("newest reported %d, want 9", got)
 	}
 }

@@ -17,47 +17,6 @@ import (
 	"github.com/leaserun/leaserun/lease/internal/line"
 )
 
-// changes delivers a value on C, coalesced, after a new version appeared in
-// the watched directory. Where nothing can be watched C never fires and the
-// caller's polling does all the work.
-type changes struct {
-	C    <-chan struct{}
-	stop func()
-	// local: the directory is on a local filesystem, which no other host
-	// writes, so that a watch on it reports every change.
-	local bool
-	// watched reports whether the directory's watch is in place, first
-	// putting it back if it is gone; nil where nothing is watched.
-	watched func() bool
-	n       *notifier
-	// line is this standby's place in the line of the standbys of the
-	// lease on this host; nil where there is none (package line).
-	line *line.Line
-}
-
-// watch watches dir, the lease's version directory: every write of the
-// lease links a new version file there. It uses fsnotify (inotify,
-// kqueue, ReadDirectoryChangesW), which sees only this host's writes.
-//
-// When the directory is removed, moved away or replaced, the watch moves
-// to the directory that stands at dir (dirWatch). On a local filesystem
-// (Linux) the standby joins the line of the standbys (line.Join), and
-// watches the directory only while it leads the line.
-func watch(dir string) changes {
-	d := &dirWatch{dir: filepath.Clean(dir), n: newNotifier()}
-	d.parent, d.base = filepath.Dir(d.dir), filepath.Base(d.dir)
-	local := line.LocalFS(dir)
-	var ln *line.Line
-	if local {
-		ln = line.Join(dir, openGate(dir), d.start)
-	}
-	if ln == nil && !d.start() {
-		d.close()
-		return changes{stop: func() {}}
-	}
-	return changes{C: d.n.c, n: d.n, local: local, line: ln, watched: d.watched, stop: d.close}
-}
-
 // watchParent: on Linux the standby that watches the version directory
 // also watches its parent. There the removal of a directory ends its watch
 // only once no file in it is open any more, and the line's standbys keep
@@ -192,8 +151,8 @@ func (d *dirWatch) run(w *fsnotify.Watcher) {
 
 // close stops watching. It does not wait for the watcher to go: closing
 // an inotify descriptor waits in the kernel for an SRCU grace period
-// (fsnotify_destroy_group), 5-15ms here, and the new holder that Wait
-// returns should not wait for that before it starts work.
+// (fsnotify_destroy_group), which takes milliseconds, and the new holder
+// that Wait returns should not wait for that before it starts work.
 func (d *dirWatch) close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -201,40 +160,6 @@ func (d *dirWatch) close() {
 	if d.w != nil {
 		go d.w.Close()
 	}
-}
-
-// Close leaves the line and stops watching, without waiting for the
-// watcher to go (dirWatch.close).
-func (c changes) Close() {
-	c.line.Leave()
-	c.stop()
-}
-
-// complete reports whether every change to the directory is reported now,
-// so that polling is only a safety net: it is on a local filesystem, and it
-// is watched, by this standby or, for one behind the head of the line, by
-// the head. When the directory is removed, moved away or replaced, the
-// watcher moves its watch to the one that stands at its path, or where it
-// can (Linux) waits for one to come; while it can do neither, this is
-// false, and each call tries again.
-func (c changes) complete() bool {
-	if c.line != nil && !c.line.Leads() {
-		return c.local
-	}
-	watched := c.watched != nil && c.watched() // puts it back if it can
-	return c.local && watched
-}
-
-// newest is the highest version whose creation was reported, or
-// math.MaxUint64 once reports may have been lost. A report of a version no
-// newer than one the caller has read already is no news: the newest version
-// never goes down (docs/DESIGN.md, Lemma 1), so such a version was read as
-// the newest already, or is a stray below it.
-func (c changes) newest() uint64 {
-	if c.n == nil {
-		return math.MaxUint64
-	}
-	return c.n.newest.Load()
 }
 
 // notifier is the watcher's side of changes.
@@ -260,38 +185,63 @@ func (n *notifier) report(v uint64) {
 	}
 }
 
-// Watch starts the watch of the version directory (watch) for Wait, and
-// with it this standby's place in the line of the standbys (package line).
-// Where nothing can be watched, the watch never reports and Wait polls.
+// Watch starts the watch of the version directory for Wait: every write
+// of the lease links a new version file there. It uses fsnotify (inotify,
+// kqueue, ReadDirectoryChangesW), which sees only this host's writes. When
+// the directory is removed, moved away or replaced, the watch moves to the
+// directory that stands at PATH.d (dirWatch). On a local filesystem (Linux)
+// the standby joins the line of the standbys (package line), and watches
+// the directory only while it leads the line. Where nothing can be
+// watched, the watch never reports and Wait polls.
 func (s *fileStore) Watch(ctx context.Context) Watch {
 	// The line's timers run on the real clock: they pace the standbys'
 	// moves up the line, not the lease. retry follows a failed move;
 	// handOver, armed once the standby leads, ends its hold on the place
 	// next in line.
-	w := &fileWatch{s: s, c: watch(s.dir), retry: time.NewTimer(0), handOver: time.NewTimer(0)}
+	w := &fileWatch{s: s, retry: time.NewTimer(0), handOver: time.NewTimer(0)}
 	w.retry.Stop()
 	w.handOver.Stop()
+	d := &dirWatch{dir: filepath.Clean(s.dir), n: newNotifier()}
+	d.parent, d.base = filepath.Dir(d.dir), filepath.Base(d.dir)
+	if w.local = line.LocalFS(s.dir); w.local {
+		w.line = line.Join(s.dir, openGate(s.dir), d.start)
+	}
+	if w.line == nil && !d.start() {
+		d.close()
+		return w
+	}
+	w.d = d
 	return w
 }
 
 // fileWatch is the Watch of a file lease.
 type fileWatch struct {
-	s               *fileStore
-	c               changes
+	s *fileStore
+	d *dirWatch // nil where nothing is watched
+	// local: the directory is on a local filesystem, which no other host
+	// writes, so that a watch on it reports every change.
+	local bool
+	// line is this standby's place in the line of the standbys of the
+	// lease on this host; nil where there is none (package line).
+	line            *line.Line
 	retry, handOver *time.Timer
 	handOverArmed   bool
 }
 
 // Complete reports whether the version directory is watched on a local
-// filesystem (changes.complete, which puts a lost watch back). Called
+// filesystem, by this standby or, for one behind the head of the line, by
+// the head; a lost watch is put back first if it can be. Called
 // before each read, it also starts the hand-over of the place next in line
 // once this standby leads.
 func (w *fileWatch) Complete() bool {
-	if w.c.line.Leads() && !w.handOverArmed {
+	if w.line.Leads() && !w.handOverArmed {
 		w.handOverArmed = true
 		w.handOver.Reset(handOverAfter)
 	}
-	return w.c.complete()
+	if w.line != nil && !w.line.Leads() {
+		return w.local // the head watches
+	}
+	return w.d != nil && w.d.watched() && w.local // puts it back if it can
 }
 
 // Ahead reports whether the version after rev exists.
@@ -303,23 +253,31 @@ func (w *fileWatch) Ahead(rev Revision) bool {
 func (w *fileWatch) Close() {
 	w.retry.Stop()
 	w.handOver.Stop()
-	w.c.Close()
+	w.line.Leave()
+	if w.d != nil {
+		w.d.close()
+	}
 }
 
 // Sleep waits for the creation of a version after rev, for a move up the
 // line that makes this standby the head, or for timeout.
 func (w *fileWatch) Sleep(ctx context.Context, rev Revision, timeout <-chan time.Time) error {
 	seen, _ := parseDecimal(rev)
-	ln := w.c.line
+	ln := w.line
+	var changed <-chan struct{}
+	if w.d != nil {
+		changed = w.d.n.c
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-w.c.C:
+		case <-changed:
 			// The creation of a version we have read already (another
 			// standby's takeover, read before its report came) is no
-			// news: sleep on without reading.
-			if w.c.newest() > seen {
+			// news: sleep on without reading. The newest version never
+			// goes down (docs/DESIGN.md, Lemma 1).
+			if w.d.n.newest.Load() > seen {
 				return nil
 			}
 		case <-ln.Closed():

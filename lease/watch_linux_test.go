@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -128,9 +129,9 @@ func makeVersionDir(t *testing.T, dir, v string, data []byte) {
 func TestWatchCompleteOnlyWhileWatching(t *testing.T) {
 	path, _ := heldLocalLease(t, time.Hour)
 	dir := path + ".d"
-	c := watch(dir)
+	c := newFileStore(strings.TrimSuffix(dir, ".d")).Watch(context.Background()).(*fileWatch)
 	defer c.Close()
-	if !c.line.Leads() || !c.complete() {
+	if !c.line.Leads() || !c.Complete() {
 		t.Fatal("the only standby does not lead, or does not watch the directory")
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -140,19 +141,19 @@ func TestWatchCompleteOnlyWhileWatching(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-c.C:
+	case <-c.d.n.c:
 	case <-time.After(lineBound):
 		t.Fatalf("the removal of the directory was not reported within %v", lineBound)
 	}
 	// The removal may be reported before the file's creation is: while the
 	// directory is missing, the parent's watch reports its return, so the
 	// standby counts as watching until it sees the file.
-	waitFor(t, "not complete with a file where the directory belongs", func() bool { return !c.complete() })
-	if got := defaultPollInterval(time.Hour, c.complete()); got != time.Second {
+	waitFor(t, "not complete with a file where the directory belongs", func() bool { return !c.Complete() })
+	if got := defaultPollInterval(time.Hour, c.Complete()); got != time.Second {
 		t.Fatalf("poll interval %v, want 1s", got)
 	}
-	for len(c.C) > 0 {
-		<-c.C
+	for len(c.d.n.c) > 0 {
+		<-c.d.n.c
 	}
 	if err := os.Remove(dir); err != nil {
 		t.Fatal(err)
@@ -164,9 +165,9 @@ func TestWatchCompleteOnlyWhileWatching(t *testing.T) {
 	// woken, watches it before it reads the lease (complete, called before
 	// every read).
 	select {
-	case <-c.C:
+	case <-c.d.n.c:
 	case <-time.After(lineBound):
 		t.Fatalf("the return of the directory was not reported within %v", lineBound)
 	}
-	waitFor(t, "the new directory watched", func() bool { return c.complete() && dirWatches(dir) == 1 })
+	waitFor(t, "the new directory watched", func() bool { return c.Complete() && dirWatches(dir) == 1 })
 }
