@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -483,17 +481,8 @@ func (s *fileStore) openForWrite(mayCreate bool) (*versionDir, error) {
 	return d, nil
 }
 
-// tempName returns a name no other write uses: a random prefix drawn once
-// per process (122 random bits, as a UUID) and a count of the process's
-// writes. Drawing a UUID per write cost more than the rest of the name.
-func tempName() string {
-	return tempNamePrefix() + strconv.FormatUint(tempNameCount.Add(1), 10)
-}
-
-var (
-	tempNamePrefix = sync.OnceValue(func() string { return uuid.NewString() + "-" })
-	tempNameCount  atomic.Uint64
-)
+// tempName returns a name no other write uses: a random UUID.
+func tempName() string { return uuid.NewString() }
 
 // cleanup removes versions well below n (which the caller just made newest)
 // and, every tempScanEvery versions, temp files in tempDir old enough to

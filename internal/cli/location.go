@@ -246,8 +246,8 @@ func (p *primed) Watch(ctx context.Context) lease.Watch {
 
 // openEarly begins to open the store of the lease that earlyLease finds in
 // the command line, when it is in a network store this executable links:
-// its client connects (a TCP connection and HTTP/2's handshake with etcd,
-// some 1.5 ms on loopback) while kong builds its model and parses, and
+// its client connects (a TCP connection and HTTP/2's handshake with etcd)
+// while kong builds its model and parses, and
 // open takes the result for the same --lease value. A lease that is not
 // plain to see, or another value once parsed, is opened by open as ever.
 func (ls *leases) openEarly() {

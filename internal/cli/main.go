@@ -180,7 +180,7 @@ func Exec(opts ...Option) {
 	if os.Getenv("GOMAXPROCS") == "" && !networkLease(os.Args[1:]) {
 		// A file lease has no parallel work: one P spares the thread
 		// hand-offs that a second one costs at every wake-up (a hundred
-		// standbys woken by a release halve their hand-off time), and stops
+		// standbys woken by a release hand off sooner), and stops
 		// the runtime re-reading the cgroup's CPU limit every second. A
 		// network store's client works in goroutines of its own (gRPC's
 		// transport, the HTTP client's), which overlap the waits for the
