@@ -53,7 +53,7 @@ type RaceConfig struct {
 	// goroutines of this process.
 	Processes bool
 	// Duration is how long the workers run, at least (default 3s). The
-	// run goes on, up to three times as long, until the workers logged
+	// run goes on, up to five times as long, until the workers logged
 	// MinAcquisitions confirmed acquisitions (default 20), so that a slow
 	// store stretches it rather than failing it.
 	Duration        time.Duration
@@ -76,7 +76,7 @@ type RaceConfig struct {
 }
 
 // maxStretch bounds how far a run is stretched to make its MinAcquisitions.
-const maxStretch = 3
+const maxStretch = 5
 
 // RaceWorker reports whether this process is a worker process of Race. A
 // test that calls Race with Processes set runs again in every worker up
