@@ -69,10 +69,10 @@ func termDuringHungRelease(t *testing.T, prefix []string) {
 	// The kernel gives the TERM to the main thread first; held by the
 	// server, that thread would keep it from the Go runtime.
 	e2ePoll(t, 10*time.Second, "a thread of leaserun held by the stopped server", func() bool {
-		return len(threadsInFileCalls(t, pid)) > 0
+		return len(threadsHeldByFUSE(t, pid)) > 0
 	})
-	if held := threadsInFileCalls(t, pid); slices.Contains(held, pid) {
-		t.Fatalf("leaserun's main thread is held by the stopped server (threads in a call other than a wait: %v)", held)
+	if held := threadsHeldByFUSE(t, pid); slices.Contains(held, pid) {
+		t.Fatalf("leaserun's main thread is held by the stopped server (held threads: %v)", held)
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -110,31 +110,22 @@ func onlyChild(t *testing.T, pid int) int {
 	return child
 }
 
-// threadsInFileCalls returns the threads of process pid that are in a
-// system call other than those with which the Go runtime's threads wait
-// (futex, nanosleep, epoll_pwait) and the reaper waits (wait4, waitid):
-// with its file server stopped, those are held in a call to the lease's
-// files.
-func threadsInFileCalls(t *testing.T, pid int) []int {
+// threadsHeldByFUSE returns the threads of process pid that wait for a
+// FUSE server's answer: their wait channel (the kernel function they sleep
+// in) is FUSE's request_wait_answer.
+func threadsHeldByFUSE(t *testing.T, pid int) []int {
 	t.Helper()
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waits := []int{syscall.SYS_FUTEX, syscall.SYS_NANOSLEEP, syscall.SYS_EPOLL_PWAIT, syscall.SYS_WAIT4, syscall.SYS_WAITID}
 	var held []int
 	for _, task := range tasks {
-		tid, err := strconv.Atoi(task.Name())
-		if err != nil {
-			continue
-		}
-		// "NR args..." in a system call, "running" or "-1 ..." outside one.
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/syscall", pid, tid))
+		wchan, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/wchan", pid, task.Name()))
 		if err != nil {
 			continue // the thread is gone
 		}
-		nr, err := strconv.Atoi(strings.Fields(string(data) + " x")[0])
-		if err == nil && nr >= 0 && !slices.Contains(waits, nr) {
+		if tid, err := strconv.Atoi(task.Name()); err == nil && string(wchan) == "request_wait_answer" {
 			held = append(held, tid)
 		}
 	}

@@ -69,12 +69,13 @@ const (
 // Cancelling ctx stops the child as a TERM would: the stop signal, then
 // SIGKILL after the grace period.
 //
-// The kernel gives a signal sent to the process to its main thread first,
-// and a thread held in a file server that no longer answers (a FUSE or hard
-// NFS mount) keeps it from the Go runtime until the server answers. A
-// program whose leases live on such a mount keeps its main thread idle, as
-// the leaserun command does: it locks the main goroutine to the main thread
-// in an init function, and calls Run on another goroutine.
+// The kernel gives a signal sent to the process to its main thread first
+// (unless that thread blocks it or has one pending), and a thread held in a
+// file server that no longer answers (a FUSE or hard NFS mount) keeps it
+// from the Go runtime until the server answers. A program whose leases live
+// on such a mount should keep its main thread idle, as the leaserun command
+// does: lock the main goroutine to the main thread in an init function, and
+// call Run on another goroutine.
 //
 // Run is not supported where there are no process groups (Windows): there
 // its error wraps ErrCannotExec and errors.ErrUnsupported.
