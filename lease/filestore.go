@@ -582,7 +582,7 @@ func (s *fileStore) Load(ctx context.Context) (Value, error) {
 	if v.rec == nil {
 		floor = max(floor, s.previousEpoch())
 	}
-	return Value{Rev: rev(v.seq), Data: v.data, Floor: floor, decoded: true, rec: v.rec}, nil
+	return Value{Rev: rev(v.seq), Data: v.data, Floor: floor}, nil
 }
 
 // Swap makes data the version after old. An outcome put reports as

@@ -187,9 +187,6 @@ func load(ctx context.Context, st Store) (Value, *Record, error) {
 // recordOf decodes the record in v: nil when there is none or it is
 // unreadable.
 func recordOf(v *Value) *Record {
-	if v.decoded {
-		return v.rec
-	}
 	if v.Rev == "" || len(v.Data) == 0 {
 		return nil
 	}

@@ -92,12 +92,6 @@ type Value struct {
 	// the published copy PATH, if higher); a store with a global revision
 	// counter (etcd) can give that.
 	Floor uint64
-
-	// decoded and rec cache a decoding of Data made by a store of this
-	// package that needed it anyway (Files, for its Floor): rec is
-	// decodeRecord(Data), nil if unreadable.
-	decoded bool
-	rec     *Record
 }
 
 // Write is what the protocol says about one Swap.
