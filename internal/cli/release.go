@@ -15,8 +15,8 @@ import (
 // is a compare-and-swap on the epoch (lease.ReleaseEpoch), so it can't free
 // a later holder's lease; it never deletes the lease's files.
 type releaseCmd struct {
-	Lease string `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"LOCATION" help:"The lease, as for run."`
-	Epoch uint64 `name:"epoch" required:"" placeholder:"N" help:"The epoch to release, as status shows it."`
+	Lease string `short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"LOCATION" help:"The lease, as for run."`
+	Epoch uint64 `required:"" placeholder:"N" help:"The epoch to release, as status shows it."`
 }
 
 // Validate checks the flags.

@@ -19,23 +19,23 @@ import (
 
 // runCmd is "leaserun [run]".
 type runCmd struct {
-	Lease        string         `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease: a file path or a URL."`
-	TTL          time.Duration  `name:"ttl" short:"t" default:"15s" env:"LEASERUN_TTL" help:"Lease time-to-live."`
-	Renew        *time.Duration `name:"renew" env:"LEASERUN_RENEW" placeholder:"DURATION" help:"How often to renew (default: ttl/3)."`
-	Wait         bool           `name:"wait" short:"w" env:"LEASERUN_WAIT" help:"Wait for the lease instead of exiting."`
-	WaitTimeout  time.Duration  `name:"wait-timeout" default:"0" env:"LEASERUN_WAIT_TIMEOUT" help:"Give up waiting after this long; implies --wait."`
-	ClockSkew    time.Duration  `name:"clock-skew" default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"Most the hosts' clocks may differ by."`
-	Grace        *time.Duration `name:"grace" env:"LEASERUN_GRACE" placeholder:"DURATION" help:"Stop signal to SIGKILL (default: ttl/3)."`
-	StopSignal   signalFlag     `name:"stop-signal" default:"TERM" env:"LEASERUN_STOP_SIGNAL" placeholder:"SIGNAL" help:"Signal that asks the child to stop (TERM)."`
-	HeldExitCode int            `name:"held-exit-code" default:"75" env:"LEASERUN_HELD_EXIT_CODE" placeholder:"N" help:"Status when the lease is held (75)."`
-	Meta         []string       `name:"meta" sep:"none" placeholder:"KEY=VALUE" help:"Stored in the record; repeatable."`
-	MaxRuntime   time.Duration  `name:"max-runtime" default:"0" env:"LEASERUN_MAX_RUNTIME" placeholder:"DURATION" help:"Stop the child after this long, exit 124; 0: no limit."`
-	OncePer      time.Duration  `name:"once-per" default:"0" env:"LEASERUN_ONCE_PER" placeholder:"DURATION" help:"Run at most once per slot of this length; 0: off."`
-	HealthAddr   string         `name:"health-addr" env:"LEASERUN_HEALTH_ADDR" placeholder:"ADDR" help:"Serve /healthz, /leader and /metrics on ADDR."`
-	LogFormat    string         `name:"log-format" enum:"text,json" default:"text" env:"LEASERUN_LOG_FORMAT" help:"Format of leaserun's log on stderr."`
-	LogLevel     string         `name:"log-level" enum:"debug,info,warn,error" default:"warn" env:"LEASERUN_LOG_LEVEL" help:"Least level logged; info logs each event."`
+	Lease        string         `short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease: a file path or a URL."`
+	TTL          time.Duration  `short:"t" default:"15s" env:"LEASERUN_TTL" help:"Lease time-to-live."`
+	Renew        *time.Duration `env:"LEASERUN_RENEW" placeholder:"DURATION" help:"How often to renew (default: ttl/3)."`
+	Wait         bool           `short:"w" env:"LEASERUN_WAIT" help:"Wait for the lease instead of exiting."`
+	WaitTimeout  time.Duration  `default:"0" env:"LEASERUN_WAIT_TIMEOUT" help:"Give up waiting after this long; implies --wait."`
+	ClockSkew    time.Duration  `default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"Most the hosts' clocks may differ by."`
+	Grace        *time.Duration `env:"LEASERUN_GRACE" placeholder:"DURATION" help:"Stop signal to SIGKILL (default: ttl/3)."`
+	StopSignal   signalFlag     `default:"TERM" env:"LEASERUN_STOP_SIGNAL" placeholder:"SIGNAL" help:"Signal that asks the child to stop (TERM)."`
+	HeldExitCode int            `default:"75" env:"LEASERUN_HELD_EXIT_CODE" placeholder:"N" help:"Status when the lease is held (75)."`
+	Meta         []string       `sep:"none" placeholder:"KEY=VALUE" help:"Stored in the record; repeatable."`
+	MaxRuntime   time.Duration  `default:"0" env:"LEASERUN_MAX_RUNTIME" placeholder:"DURATION" help:"Stop the child after this long, exit 124; 0: no limit."`
+	OncePer      time.Duration  `default:"0" env:"LEASERUN_ONCE_PER" placeholder:"DURATION" help:"Run at most once per slot of this length; 0: off."`
+	HealthAddr   string         `env:"LEASERUN_HEALTH_ADDR" placeholder:"ADDR" help:"Serve /healthz, /leader and /metrics on ADDR."`
+	LogFormat    string         `enum:"text,json" default:"text" env:"LEASERUN_LOG_FORMAT" help:"Format of leaserun's log on stderr."`
+	LogLevel     string         `enum:"debug,info,warn,error" default:"warn" env:"LEASERUN_LOG_LEVEL" help:"Least level logged; info logs each event."`
 
-	Command []string `arg:"" name:"command" passthrough:"partial" help:"The command to run, and its arguments."`
+	Command []string `arg:"" passthrough:"partial" help:"The command to run, and its arguments."`
 
 	cfg supervisor.Config
 }

@@ -15,9 +15,9 @@ import (
 
 // statusCmd is "leaserun status".
 type statusCmd struct {
-	Lease     string        `name:"lease" short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease: a file path or a URL."`
-	ClockSkew time.Duration `name:"clock-skew" default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"Most the hosts' clocks may differ by."`
-	Format    string        `name:"format" placeholder:"TEMPLATE" help:"Go template over the record, e.g. {{.Epoch}}."`
+	Lease     string        `short:"l" required:"" env:"LEASERUN_LEASE" placeholder:"PATH" help:"The lease: a file path or a URL."`
+	ClockSkew time.Duration `default:"0" env:"LEASERUN_CLOCK_SKEW" placeholder:"DURATION" help:"Most the hosts' clocks may differ by."`
+	Format    string        `placeholder:"TEMPLATE" help:"Go template over the record, e.g. {{.Epoch}}."`
 
 	tmpl *template.Template
 }
