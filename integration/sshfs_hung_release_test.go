@@ -111,8 +111,9 @@ func onlyChild(t *testing.T, pid int) int {
 }
 
 // threadsHeldByFUSE returns the threads of process pid that wait for a
-// FUSE server's answer: their wait channel (the kernel function they sleep
-// in) is FUSE's request_wait_answer.
+// FUSE server: their wait channel (the kernel function they sleep in) is
+// FUSE's request_wait_answer, or another of FUSE's (a kernel may inline
+// that one into its caller).
 func threadsHeldByFUSE(t *testing.T, pid int) []int {
 	t.Helper()
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
@@ -125,7 +126,8 @@ func threadsHeldByFUSE(t *testing.T, pid int) []int {
 		if err != nil {
 			continue // the thread is gone
 		}
-		if tid, err := strconv.Atoi(task.Name()); err == nil && string(wchan) == "request_wait_answer" {
+		w := string(wchan)
+		if tid, err := strconv.Atoi(task.Name()); err == nil && (w == "request_wait_answer" || strings.Contains(w, "fuse")) {
 			held = append(held, tid)
 		}
 	}

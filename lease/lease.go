@@ -198,8 +198,9 @@ func recordOf(v *Value) *Record {
 }
 
 // within returns a context for store calls that must end by the instant
-// until, read on clk, and its cancel function, called once they are done. Contexts run on the system's timers: with another clock,
-// the time left until then on clk is counted from now.
+// until, read on clk, and its cancel function, called once they are done.
+// Contexts run on the system's timers: with another clock, the time left
+// until then on clk is counted from now.
 func within(parent context.Context, clk Clock, until time.Time) (context.Context, context.CancelFunc) {
 	if _, ok := clk.(systemClock); !ok {
 		until = time.Now().Add(until.Sub(clk.Now()))

@@ -696,7 +696,7 @@ func TestLineFallsBack(t *testing.T) {
 func TestWatchReportsVersionsOnly(t *testing.T) {
 	path, _ := heldLocalLease(t, time.Hour)
 	dir := path + ".d"
-	c := newFileStore(strings.TrimSuffix(dir, ".d")).Watch(context.Background()).(*fileWatch)
+	c := newFileStore(path).Watch(context.Background()).(*fileWatch)
 	defer c.Close()
 	if !c.line.Leads() || !c.Complete() {
 		t.Fatal("the only standby does not lead, or does not watch the directory")

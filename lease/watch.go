@@ -162,7 +162,8 @@ func (d *dirWatch) close() {
 	}
 }
 
-// notifier is the watcher's side of changes.
+// notifier carries a dirWatch's reports to Sleep: a wake-up on c, and the
+// newest version reported.
 type notifier struct {
 	c      chan struct{}
 	newest atomic.Uint64

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,7 +128,7 @@ func makeVersionDir(t *testing.T, dir, v string, data []byte) {
 func TestWatchCompleteOnlyWhileWatching(t *testing.T) {
 	path, _ := heldLocalLease(t, time.Hour)
 	dir := path + ".d"
-	c := newFileStore(strings.TrimSuffix(dir, ".d")).Watch(context.Background()).(*fileWatch)
+	c := newFileStore(path).Watch(context.Background()).(*fileWatch)
 	defer c.Close()
 	if !c.line.Leads() || !c.Complete() {
 		t.Fatal("the only standby does not lead, or does not watch the directory")
@@ -162,7 +161,7 @@ func TestWatchCompleteOnlyWhileWatching(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The parent's watch reports the directory's return, and the standby,
-	// woken, watches it before it reads the lease (complete, called before
+	// woken, watches it before it reads the lease (Complete, called before
 	// every read).
 	select {
 	case <-c.d.n.c:

@@ -31,7 +31,7 @@ type catcher struct {
 	ready chan struct{}  // closed once every signal is caught
 	ttin  chan os.Signal // catches SIGTTIN, which is dropped
 
-	done     chan struct{} // closed by release
+	done     chan struct{} // made by stop (a second stop sees it), closed by release
 	watching chan struct{} // closed when stop's goroutine has returned
 }
 
