@@ -3,12 +3,14 @@
 package integration
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +21,7 @@ import (
 // PATH.d") while leaserun holds the lease. leaserun must notice at its next
 // renewal: it kills its child, logs that the lease's files were removed or
 // replaced, exits 76, and writes nothing more (it does not make PATH.d
-// again). With a one-shot leaserun taking the lease anew right after the
+// again). With another leaserun taking the lease anew right after the
 // reset, the new holder keeps the lease, and the old child does not outlive
 // the old holder's next renewal by much.
 func TestResetUnderHolder(t *testing.T) {
@@ -27,12 +29,19 @@ func TestResetUnderHolder(t *testing.T) {
 		ttl   = 3 * time.Second
 		renew = 300 * time.Millisecond
 	)
-	for _, newHolder := range []bool{false, true} {
-		name := "alone"
-		if newHolder {
-			name = "new holder"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		newHolder bool
+		// apart removes PATH, waits for a renewal to publish it again,
+		// and only then removes PATH.d.
+		apart bool
+	}{
+		{"alone", false, false},
+		{"new holder", true, false},
+		{"new holder, removals apart", true, true},
+	} {
+		newHolder := tc.newHolder
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "reset.lease")
 			flags := []string{"--lease", path, "--ttl", ttl.String(), "--renew", renew.String()}
@@ -51,11 +60,43 @@ func TestResetUnderHolder(t *testing.T) {
 			})
 
 			for _, p := range []string{path, path + ".d"} {
-				if err := os.RemoveAll(p); err != nil {
-					t.Fatal(err)
+				// A temp file made while the directory is emptied
+				// keeps it from going: remove again, as after rm -rf.
+				for tries := 1; ; tries++ {
+					err := os.RemoveAll(p)
+					if err == nil {
+						break
+					}
+					if tries == 10 || !errors.Is(err, syscall.ENOTEMPTY) {
+						t.Fatal(err)
+					}
+				}
+				if tc.apart && p == path {
+					e2ePoll(t, 30*time.Second, "a renewal to publish PATH again", func() bool {
+						_, err := os.Lstat(path)
+						return err == nil
+					})
 				}
 			}
 			reset := monoNow()
+			// A renewal may have published its record to PATH between
+			// the two removals (one in flight, or any with the removals
+			// apart); its temp file went with PATH.d, so nothing can
+			// publish after them. The lease is then free, as PATH.d
+			// says, and an acquisition started anew takes the epoch
+			// after the published copy's.
+			wantEpoch := uint64(1)
+			left, leftErr := os.ReadFile(path)
+			if leftErr == nil {
+				st, err := lease.Read(path)
+				if err != nil || st.State != lease.StateFree || !st.VersionsRemoved {
+					t.Fatalf("the lease after the reset: %v %+v, versions removed %v, %v; want free, its versions removed", st.State, st.Record, st.VersionsRemoved, err)
+				}
+				wantEpoch = st.Published.Epoch + 1
+				t.Logf("a renewal published epoch %d to PATH during the reset", st.Published.Epoch)
+			} else if tc.apart {
+				t.Fatalf("PATH is gone after the reset (%v), though a renewal published it again before PATH.d went", leftErr)
+			}
 
 			var nw *e2eProc
 			newLog := filepath.Join(dir, "new.log")
@@ -85,16 +126,21 @@ func TestResetUnderHolder(t *testing.T) {
 			}
 
 			if !newHolder {
-				for _, p := range []string{path, path + ".d"} {
-					if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
-						t.Errorf("%s after the old holder lost: %v; want it still gone", p, err)
-					}
+				if _, err := os.Lstat(path + ".d"); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s.d after the old holder lost: %v; want it still gone", path, err)
+				}
+				now, err := os.ReadFile(path)
+				switch {
+				case leftErr != nil && !errors.Is(err, fs.ErrNotExist):
+					t.Errorf("%s after the old holder lost: %v; want it still gone", path, err)
+				case leftErr == nil && !bytes.Equal(now, left):
+					t.Errorf("%s changed after the reset, from %q to %q (%v)", path, left, now, err)
 				}
 				return
 			}
 			nc := e2eWaitChildStart(t, 30*time.Second, newLog, nw)
-			if nc.Epoch != 1 {
-				t.Errorf("the new holder's epoch is %d, want 1 (the reset deleted both files)", nc.Epoch)
+			if nc.Epoch != wantEpoch {
+				t.Errorf("the new holder's epoch is %d, want %d", nc.Epoch, wantEpoch)
 			}
 			// The new holder renews on, unharmed by the old one.
 			time.Sleep(3 * renew)
