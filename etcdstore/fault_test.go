@@ -71,13 +71,15 @@ func leader(t *testing.T, c *etcdtest.Cluster, s *Store) *etcdtest.Member {
 	return nil
 }
 
-// renewUntil renews l every period until end, and fails t if a renewal
-// fails or the handle lapses.
+// renewUntil renews l every period until end, each renewal a period after
+// the start of the one before (as leaserun does), and fails t if a
+// renewal fails or the handle lapses.
 func renewUntil(t *testing.T, l *lease.Lease, period time.Duration, end time.Time) (renewals int) {
 	t.Helper()
-	for time.Now().Before(end) {
-		time.Sleep(period)
+	for next := time.Now().Add(period); next.Before(end); {
+		time.Sleep(time.Until(next))
 		start := time.Now()
+		next = start.Add(period)
 		if err := l.Renew(); err != nil {
 			t.Fatalf("renewal %d (took %v): %v", renewals+1, time.Since(start), err)
 		}
@@ -185,7 +187,7 @@ func TestMemberRestart(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	loc := newKey(t, c)
 	s := openT(t, loc)
-	const ttl = 10 * time.Second
+	const ttl = 30 * time.Second // room for the client's reconnect backoff
 	l, err := lease.AcquireStore(s, ttl)
 	if err != nil {
 		t.Fatal(err)

@@ -90,11 +90,11 @@ func opsMaxRuntime(t *testing.T, path string, env []string) {
 	start := time.Now()
 	p := e2eStartLeaserun(t, dir, "mr", nil,
 		append(slices.Clone(env), e2eChildEnv(log, e2eEnvHold+"=60s", e2eEnvIgnoreTerm+"=1", e2eEnvHeartbeat+"=50ms")...),
-		"--lease", path, "--ttl", "6s", "--grace", "700ms", "--max-runtime", "1s")
+		"--lease", path, "--ttl", "6s", "--grace", "700ms", "--max-runtime", "3s")
 	if code := p.Wait(t, 20*time.Second); code != 124 {
 		t.Fatalf("leaserun exited %d, want 124; stderr:\n%s", code, p.Stderr())
 	}
-	if took := time.Since(start); took < 1700*time.Millisecond {
+	if took := time.Since(start); took < 3700*time.Millisecond {
 		t.Errorf("leaserun exited after %v, before --max-runtime + --grace", took)
 	}
 	c, err := e2eReadChildLog(log)
@@ -254,6 +254,20 @@ func healthAddr(t *testing.T, p *e2eProc) string {
 	return "http://" + addr
 }
 
+// logTime is the time of p's first log line whose message is msg.
+func logTime(t *testing.T, p *e2eProc, msg string) time.Time {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^time=(\S+) level=\w+ msg=` + regexp.QuoteMeta(msg) + ` `).FindStringSubmatch(p.Stderr())
+	if m == nil {
+		t.Fatalf("no log line %q; stderr:\n%s", msg, p.Stderr())
+	}
+	at, err := time.Parse(time.RFC3339Nano, m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
 // httpCode is the status of GET url, or 0 if it could not be had.
 func httpCode(url string) int {
 	c := http.Client{Timeout: 5 * time.Second}
@@ -362,18 +376,18 @@ func TestHealthHandOff(t *testing.T) {
 		t.Errorf("renewal histogram counts %v renewals, fewer than %v", value(ma, "leaserun_renewal_duration_seconds"), value(ma, "leaserun_renewals_total"))
 	}
 
-	// Hand-off: the holder's child exits, it releases; the standby's
-	// /leader answers 200 within one renewal.
+	// Hand-off: the holder's child exits, it releases; the standby
+	// acquires within one renewal (by the two processes' logs, which a
+	// stall of this test does not lengthen), and its /leader answers 200.
 	os.WriteFile(stopA, nil, 0o644)
 	if code := a.Wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("the holder exited %d; stderr:\n%s", code, a.Stderr())
 	}
-	released := time.Now()
-	e2ePoll(t, renew+2*time.Second, "the standby's /leader to answer 200", func() bool { return httpCode(urlB+"/leader") == 200 })
-	took := time.Since(released)
-	t.Logf("/leader flipped %v after the holder exited", took)
+	e2ePoll(t, 20*time.Second, "the standby's /leader to answer 200", func() bool { return httpCode(urlB+"/leader") == 200 })
+	took := logTime(t, b, "acquired").Sub(logTime(t, a, "released"))
+	t.Logf("the standby acquired %v after the holder released", took)
 	if took > renew {
-		t.Errorf("/leader flipped %v after the hand-off, more than one renewal (%v)", took, renew)
+		t.Errorf("the standby acquired %v after the release, more than one renewal (%v)", took, renew)
 	}
 	cb := e2eWaitChildStart(t, 20*time.Second, logB, b)
 	if mb := scrape(t, urlB); value(mb, "leaserun_lease_held") != 1 || value(mb, "leaserun_lease_epoch") != float64(cb.Epoch) ||

@@ -38,6 +38,10 @@ package integration
 //	    Each FILE holds one decimal number, each greater than the one before.
 //	envfile VAR FILE
 //	    Set $VAR to the content of FILE (or stdout, stderr), trimmed.
+//	oneslot DURATION
+//	    If the current slot of length DURATION (as --once-per has them)
+//	    ends within 15s, wait until the next one begins, so that the
+//	    commands after it run in one slot.
 //
 // Conditions: [root] (running as root), [unshare] (unshare --pid --fork
 // --mount-proc works here; when not, $UNSHARE_WHY says why).
@@ -71,6 +75,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/leaserun/leaserun/internal/procstat"
+	"github.com/leaserun/leaserun/lease"
 )
 
 // scriptPatience bounds every wait of the scripts' commands. It is generous:
@@ -108,6 +113,7 @@ func TestScript(t *testing.T) {
 			"json":       scriptJSON,
 			"increasing": scriptIncreasing,
 			"envfile":    scriptEnvfile,
+			"oneslot":    scriptOneslot,
 		},
 	})
 }
@@ -564,4 +570,19 @@ func scriptEnvfile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: envfile VAR FILE")
 	}
 	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
+}
+
+// scriptOneslot: oneslot DURATION
+func scriptOneslot(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: oneslot DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	if err != nil || d <= 0 {
+		ts.Fatalf("oneslot: bad duration %q", args[0])
+	}
+	if left := time.Until(lease.SlotOf(time.Now(), d).Add(d)); left < 15*time.Second {
+		ts.Logf("waiting %v for the next slot", left.Round(time.Millisecond))
+		time.Sleep(left)
+	}
 }

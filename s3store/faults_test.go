@@ -229,19 +229,24 @@ func TestHungServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	ft.setRule(func(*http.Request) fault { return fault{hang: true} })
-	const d = 300 * time.Millisecond
+	// A call ends at its deadline, not after a retry or never; slack is
+	// room for a loaded machine to wake the caller.
+	const (
+		d     = 300 * time.Millisecond
+		slack = time.Second
+	)
 	start := time.Now()
 	_, err = swap(st, r1, "two", d)
 	took := time.Since(start)
 	unknown(t, "Swap against a hung server", err)
-	if took > d+200*time.Millisecond {
+	if took > d+slack {
 		t.Errorf("Swap returned %v after its deadline", took-d)
 	}
 	ctx, cancel := withTimeout(d)
 	start = time.Now()
 	_, err = st.Load(ctx)
 	cancel()
-	if err == nil || time.Since(start) > d+200*time.Millisecond {
+	if err == nil || time.Since(start) > d+slack {
 		t.Errorf("Load against a hung server: %v after %v", err, time.Since(start))
 	}
 	// A fresh store's first write proves enforcement first: that ends at
@@ -250,12 +255,12 @@ func TestHungServer(t *testing.T) {
 	start = time.Now()
 	_, err = swap(fresh, r1, "three", d)
 	unknown(t, "a first Swap against a hung server", err)
-	if time.Since(start) > d+200*time.Millisecond {
+	if time.Since(start) > d+slack {
 		t.Errorf("the first Swap returned %v after its deadline", time.Since(start)-d)
 	}
 	// The holder: Renew ends at its deadline, and the handle has lapsed.
 	ft.setRule(nil)
-	l, err := lease.AcquireStore(st, 400*time.Millisecond)
+	l, err := lease.AcquireStore(st, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +269,7 @@ func TestHungServer(t *testing.T) {
 	if err == nil || time.Until(l.Deadline()) > 0 || !l.Expired() {
 		t.Fatalf("Renew against a hung server: %v, %v before the deadline, expired %v", err, time.Until(l.Deadline()), l.Expired())
 	}
-	if late := time.Since(l.Deadline()); late > 200*time.Millisecond {
+	if late := time.Since(l.Deadline()); late > slack {
 		t.Errorf("Renew returned %v after the holder's deadline", late)
 	}
 }

@@ -130,7 +130,7 @@ func TestDoLost(t *testing.T) {
 // With renewals hung, fn's context ends at the stop point, before the lease
 // can lapse, and fn's own error is returned along with the loss.
 func TestDoStopsWhenRenewalHangs(t *testing.T) {
-	cfg := testConfig(t)
+	cfg := roomyGuard(t)
 	hangRenewals(t, &cfg)
 	mine := errors.New("mine")
 	before := time.Now()

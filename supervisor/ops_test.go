@@ -20,7 +20,7 @@ import (
 // its maximum runtime, with its group, and the lease is released.
 func TestRunMaxRuntimeKillsAfterGrace(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.MaxRuntime = 300 * time.Millisecond
+	cfg.MaxRuntime = time.Second // time enough for sh to set its trap
 	cfg.Grace = 400 * time.Millisecond
 	pids := filepath.Join(filepath.Dir(cfg.Path), "pids")
 	start := time.Now()
@@ -79,6 +79,7 @@ func TestConfigValidateOps(t *testing.T) {
 func TestRunOncePer(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.OncePer = time.Hour
+	inOneSlot(cfg.OncePer)
 	ran := filepath.Join(filepath.Dir(cfg.Path), "ran")
 	slotFile := filepath.Join(filepath.Dir(cfg.Path), "slot")
 	err := Run(context.Background(), cfg, sh(`echo x >> `+ran+`; echo $LEASERUN_SLOT > `+slotFile+`; exit 3`))
@@ -101,6 +102,15 @@ func TestRunOncePer(t *testing.T) {
 	}
 	if got := readFile(t, ran); got != "x" {
 		t.Fatalf("the command ran %d times in one slot", strings.Count(got, "x"))
+	}
+}
+
+// inOneSlot waits, if the current slot of length d ends within seconds,
+// until the next one begins: a test that runs twice in one slot must not
+// straddle its end.
+func inOneSlot(d time.Duration) {
+	if left := time.Until(lease.SlotOf(time.Now(), d).Add(d)); left < 15*time.Second {
+		time.Sleep(left)
 	}
 }
 
@@ -173,6 +183,7 @@ func TestDoMaxRuntime(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MaxRuntime = 100 * time.Millisecond
 	cfg.OncePer = time.Hour
+	inOneSlot(cfg.OncePer)
 	var cause error
 	err := Do(context.Background(), cfg, func(ctx context.Context) error {
 		<-ctx.Done()
