@@ -350,7 +350,21 @@ func (m *Member) Signal(sig syscall.Signal) {
 
 // Freeze stops the member with SIGSTOP: it keeps its sockets, and
 // answers nothing, as a hung server does. Thaw undoes it. (Unix only.)
-func (m *Member) Freeze() { m.Signal(sigStop) }
+// On Linux it returns once every thread of the member has stopped (10s at
+// most): the signal stops a thread only when that thread next runs, and
+// until then a request may still be answered.
+func (m *Member) Freeze() {
+	m.mu.Lock()
+	cmd := m.cmd
+	m.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	cmd.Process.Signal(sigStop)
+	for deadline := time.Now().Add(10 * time.Second); !stopped(cmd.Process.Pid) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // Thaw continues a frozen member.
 func (m *Member) Thaw() { m.Signal(sigCont) }

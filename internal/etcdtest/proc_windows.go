@@ -13,3 +13,6 @@ func sysProcAttr() *syscall.SysProcAttr { return nil }
 
 // terminate ends p: Windows has no SIGTERM to send.
 func terminate(p *os.Process) { p.Kill() }
+
+// stopped: nothing is ever stopped (no SIGSTOP); Freeze returns at once.
+func stopped(int) bool { return true }
