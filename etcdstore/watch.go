@@ -37,6 +37,7 @@ type watch struct {
 	cancel  context.CancelFunc // ends the current watch
 	created bool               // the server has set the current watch up
 	broken  bool               // the current watch ended: Complete sets up another
+	trusted bool               // the last Complete reported the watch in place
 	closed  bool
 	latest  int64         // the highest revision of an event of the key seen
 	value   *lease.Value  // the value the event at latest left
@@ -115,13 +116,15 @@ func (w *watch) Complete() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.mark = w.latest
+	w.trusted = false
 	if w.closed || w.ctx.Err() != nil {
 		return false
 	}
 	if w.broken {
 		w.establish()
 	}
-	return w.created
+	w.trusted = w.created
+	return w.trusted
 }
 
 // Ahead reports whether an event of a write after the value at rev came:
@@ -169,12 +172,19 @@ func (w *watch) Latest(rev lease.Revision) (lease.Value, bool) {
 // Sleep returns nil once an event of a write after the value at rev came
 // (for rev "", no key: an event after the last Complete, which came
 // before the read that found no key), once the watch breaks, or once
-// timeout fires; ctx.Err() once ctx ends.
+// timeout fires; ctx.Err() once ctx ends. A watch that broke after the
+// last Complete reported it in place returns at once: Wait then polls
+// seldom, and a change since may have gone unreported. One that was not
+// in place then (Wait polls often) sleeps on until a new break.
 func (w *watch) Sleep(ctx context.Context, rev lease.Revision, timeout <-chan time.Time) error {
 	w.mu.Lock()
 	after, ok := parseRev(rev)
 	if !ok {
 		after = w.mark
+	}
+	if w.broken && w.trusted {
+		w.mu.Unlock()
+		return nil
 	}
 	wasBroken := w.broken
 	w.mu.Unlock()

@@ -22,6 +22,26 @@ func waitComplete(t *testing.T, w lease.Watch, within time.Duration) {
 	}
 }
 
+// breakWatch cancels w's current watch under it, as the server cancels
+// one, and waits until w has seen it end.
+func breakWatch(t *testing.T, w *watch) {
+	t.Helper()
+	w.mu.Lock()
+	w.cancel()
+	w.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		w.mu.Lock()
+		broken := w.broken
+		w.mu.Unlock()
+		if broken {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cancelled watch did not break")
+		}
+	}
+}
+
 func load(t *testing.T, s *Store) lease.Value {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -197,21 +217,8 @@ func TestWatchLatest(t *testing.T) {
 	}
 
 	r3 := swap(t, other, "", "three")
-	w.mu.Lock()
-	w.cancel()
-	w.mu.Unlock()
+	breakWatch(t, w)
 	woken(t, sleep(w, "", time.Minute), "event or broken watch")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		w.mu.Lock()
-		broken := w.broken
-		w.mu.Unlock()
-		if broken {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the cancelled watch did not break")
-		}
-	}
 	if v, ok := latest(""); ok {
 		t.Errorf("Latest after the watch broke = %+v (the write of %s may be followed by others it missed)", v, r3)
 	}
@@ -245,6 +252,28 @@ func TestWatchBroken(t *testing.T) {
 	asleep(t, done, "no change after the watch was put back")
 	swap(t, other, rev, "two")
 	woken(t, done, "a write after the watch was put back")
+}
+
+// A watch that breaks after Complete reported it in place, before Wait
+// sleeps, wakes that sleep at once: Wait polls seldom then, and a release
+// made meanwhile may have gone unreported.
+func TestWatchBrokenBeforeSleep(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	loc := newKey(t, c)
+	s := openT(t, loc)
+	w := s.Watch(context.Background()).(*watch)
+	defer w.Close()
+	waitComplete(t, w, 10*time.Second)
+	rev := load(t, s).Rev
+	breakWatch(t, w)
+	woken(t, sleep(w, rev, time.Minute), "a watch broken since Complete")
+	// Complete puts it back; until the server has set it up, Wait polls
+	// often, and a sleep waits for news.
+	if w.Complete() {
+		t.Fatal("Complete right after the watch broke")
+	}
+	breakWatch(t, w) // again, before it was ever in place
+	asleep(t, sleep(w, rev, time.Minute), "a watch never in place, broken before the sleep")
 }
 
 // A standby wakes on the watch, not a poll: released, a lease whose TTL
