@@ -174,8 +174,9 @@ func (w *watch) Latest(rev lease.Revision) (lease.Value, bool) {
 // before the read that found no key), once the watch breaks, or once
 // timeout fires; ctx.Err() once ctx ends. A watch that broke after the
 // last Complete reported it in place returns at once: Wait then polls
-// seldom, and a change since may have gone unreported. One that was not
-// in place then (Wait polls often) sleeps on until a new break.
+// seldom (by default), and a change since may have gone unreported. One
+// that was not in place then (Wait polls often) sleeps on until a new
+// break.
 func (w *watch) Sleep(ctx context.Context, rev lease.Revision, timeout <-chan time.Time) error {
 	w.mu.Lock()
 	after, ok := parseRev(rev)

@@ -179,8 +179,9 @@ func TestEtcdErrors(t *testing.T) {
 }
 
 // The holder's leaserun is SIGKILLed: its child dies with it, and the
-// standby's child starts within TTL + 10% of the kill (woken by its
-// watch, its observation of the last renewal ending one TTL after it).
+// standby acquires within TTL + 10% of the kill (woken by its watch, its
+// observation of the last renewal ending one TTL after it), never while
+// the old child lives.
 func TestEtcdKillHolder(t *testing.T) {
 	c := etcdCluster(t, etcdtest.Options{})
 	loc := etcdKey(t, c)
@@ -229,9 +230,9 @@ func TestEtcdKillHolder(t *testing.T) {
 
 // The etcd member hangs (SIGSTOP) while leaserun holds: renewals cannot
 // complete, so leaserun stops its child (the stop signal, which the child
-// ignores, then SIGKILL) before the lease can lapse by the record in etcd;
-// once the member is back, leaserun learns that the lease is lost and
-// exits 76.
+// ignores, then SIGKILL) before the lease can lapse: within a TTL of the
+// freeze, which bounds the lapse by the record in etcd from above; once
+// the member is back, leaserun learns that the lease is lost and exits 76.
 func TestEtcdMemberStopped(t *testing.T) {
 	c := etcdCluster(t, etcdtest.Options{})
 	loc := etcdKey(t, c)

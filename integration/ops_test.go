@@ -325,8 +325,9 @@ func value(mfs map[string]*dto.MetricFamily, name string) float64 {
 }
 
 // Two leaserun --wait with --health-addr: /healthz answers on both, /leader
-// only on the holder, and flips to the standby within one renewal of the
-// hand-off; /metrics parses and follows the lease.
+// only on the holder; the standby acquires within one renewal of the
+// hand-off (by the two leaserun's logs), and its /leader then answers 200;
+// /metrics parses and follows the lease.
 func TestHealthHandOff(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "h.lease")

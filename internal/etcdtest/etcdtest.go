@@ -350,19 +350,28 @@ func (m *Member) Signal(sig syscall.Signal) {
 
 // Freeze stops the member with SIGSTOP: it keeps its sockets, and
 // answers nothing, as a hung server does. Thaw undoes it. (Unix only.)
-// On Linux it returns once every thread of the member has stopped (10s at
-// most): the signal stops a thread only when that thread next runs, and
-// until then a request may still be answered.
+// On Linux it returns once every thread of the member has stopped, and
+// fails the test if that takes over 10s: the signal stops a thread only
+// when that thread next runs, and until then a request may still be
+// answered.
 func (m *Member) Freeze() {
 	m.mu.Lock()
-	cmd := m.cmd
+	cmd, done := m.cmd, m.done
 	m.mu.Unlock()
 	if cmd == nil || cmd.Process == nil {
 		return
 	}
 	cmd.Process.Signal(sigStop)
-	for deadline := time.Now().Add(10 * time.Second); !stopped(cmd.Process.Pid) && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); !stopped(cmd.Process.Pid); time.Sleep(time.Millisecond) {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			m.c.t.Errorf("etcd %s: not every thread stopped 10s after SIGSTOP", m.Name)
+			return
+		}
 	}
 }
 

@@ -16,7 +16,7 @@ func sysProcAttr() *syscall.SysProcAttr {
 }
 
 // stopped reports whether every thread of process pid is stopped, as
-// SIGSTOP leaves it; true once the process is gone.
+// SIGSTOP leaves it (or stopped under a tracer, or gone).
 func stopped(pid int) bool {
 	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
 	tasks, err := os.ReadDir(dir)
@@ -28,7 +28,8 @@ func stopped(pid int) bool {
 		if err != nil {
 			continue // the thread exited
 		}
-		if st, err := procstat.Parse(b); err != nil || st.State != 'T' {
+		st, err := procstat.Parse(b)
+		if err != nil || st.State != 'T' && st.State != 't' && st.Alive() {
 			return false
 		}
 	}
