@@ -14,5 +14,6 @@ func sysProcAttr() *syscall.SysProcAttr { return nil }
 // terminate ends p: Windows has no SIGTERM to send.
 func terminate(p *os.Process) { p.Kill() }
 
-// stopped: nothing is ever stopped (no SIGSTOP); Freeze returns at once.
+// stopped says yes at once: there is no SIGSTOP here, and Freeze does
+// nothing.
 func stopped(int) bool { return true }
